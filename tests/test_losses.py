@@ -1,0 +1,212 @@
+"""Analytic checks of every KD loss module: zero when equal, positive when not, shapes, gradients, identities."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from yolo_kd.config import KDConfig
+from yolo_kd.distiller import Distiller
+from yolo_kd.losses import (
+    ChannelWiseDistillation,
+    DecoupledLogitDistillation,
+    FeatureAlignmentModule,
+    FeatureMimic,
+    FeatureResampling,
+    LocalizationDistillation,
+    SigmoidLogitDistillation,
+    SpatialAttention,
+    foreground_maps,
+)
+from yolo_kd.losses.common import standardize
+from yolo_kd.losses.decoupled_logit import non_target_kl
+from yolo_kd.losses.fam import match_sets
+from yolo_kd.losses.feature_resampling import random_mask
+from yolo_kd.losses.spatial_attention import spatial_attention
+from yolo_kd.teacher import HeadOutputs
+
+WIDTHS = {"v8n": [64, 128, 256], "v8s": [128, 256, 512], "v8l": [256, 512, 512]}
+SHAPES = [(16, 16), (8, 8), (4, 4)]
+
+
+def feats(channels, b=2, grad=False):
+    torch.manual_seed(0)
+    return [torch.randn(b, c, h, w, requires_grad=grad) for c, (h, w) in zip(channels, SHAPES)]
+
+
+def identity_(conv: nn.Conv2d):
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[:, :, 0, 0].copy_(torch.eye(conv.out_channels, conv.in_channels))
+        conv.bias.zero_()
+
+
+# ---------------------------------------------------------------- feature resampling / MGD
+def test_feature_resampling_zero_when_generation_reproduces_teacher():
+    t = feats([8, 8, 8])
+    m = FeatureResampling([8, 8, 8], [8, 8, 8], mask_ratio=0.0)
+    for l in range(3):
+        identity_(m.align[l])
+        m.generate[l] = nn.Identity()
+    assert m([standardize(x) for x in t], t).item() == pytest.approx(0.0, abs=1e-6)
+    assert m([standardize(x) * 2 for x in t], t).item() > 0.1
+
+
+@pytest.mark.parametrize("fill", ["zero", "resample"])
+def test_random_mask_drops_the_requested_fraction(fill):
+    x = torch.arange(1, 1 + 4 * 64 * 64, dtype=torch.float).view(1, 4, 64, 64)
+    y = random_mask(x, 0.65, fill)
+    changed = (y != x).any(1).float().mean().item()
+    assert 0.55 < changed < 0.72  # resampling may hit its own position occasionally
+    assert random_mask(x, 0.0, fill) is x
+
+
+# ---------------------------------------------------------------- SAM
+def test_sam_zero_when_equal_and_positive_otherwise():
+    t = feats([8, 8, 8])
+    m = SpatialAttention([8, 8, 8], [8, 8, 8])
+    for conv in m.align:
+        identity_(conv)
+    assert m(t, t).item() == pytest.approx(0.0, abs=1e-6)
+    assert m([x.roll(3, dims=-1) for x in t], t).item() > 0
+
+
+def test_attention_map_has_mean_one():
+    a = spatial_attention(torch.randn(3, 16, 10, 12), temp=0.5)
+    assert a.shape == (3, 1, 10, 12)
+    assert torch.allclose(a.mean(dim=(1, 2, 3)), torch.ones(3))
+
+
+def test_sam_mask_covers_every_gt_box_at_every_stride():
+    torch.manual_seed(1)
+    n = 40
+    wh = torch.rand(n, 2) * 0.3 + 0.005  # includes boxes far smaller than a stride-32 cell
+    xy = wh / 2 + torch.rand(n, 2) * (1 - wh)
+    batch = {"bboxes": torch.cat([xy, wh], 1), "batch_idx": torch.randint(0, 3, (n,)).float()}
+    for (h, w), mask in zip(SHAPES, foreground_maps(batch, SHAPES, 3)):
+        assert mask.shape == (3, 1, h, w)
+        for (x, y), (bw, bh), b in zip(xy, wh, batch["batch_idx"].long()):
+            assert mask[b, 0, int(y * h), int(x * w)] == 1  # centre cell
+            ys = ((torch.arange(h) + 0.5) / h - y).abs() <= bh / 2
+            xs = ((torch.arange(w) + 0.5) / w - x).abs() <= bw / 2
+            assert (mask[b, 0][ys][:, xs] == 1).all()  # every cell centre inside the box
+    empty = foreground_maps({"bboxes": torch.zeros(0, 4), "batch_idx": torch.zeros(0)}, SHAPES, 2)
+    assert all(m.sum() == 0 for m in empty)
+
+
+# ---------------------------------------------------------------- decoupled logits
+def test_dkd_zero_when_equal_positive_when_different():
+    torch.manual_seed(0)
+    s = torch.randn(2, 6, 50)
+    fg = torch.rand(2, 50) > 0.7
+    lab = torch.randint(0, 6, (2, 50))
+    m = DecoupledLogitDistillation(temp=2.0)
+    out = m(s, s, fg, lab)
+    assert all(v.item() == pytest.approx(0.0, abs=1e-6) for v in out.values())
+    out = m(s, s + torch.randn_like(s), fg, lab)
+    assert all(v.item() > 0 for v in out.values())
+
+
+def test_nckd_is_dkds_non_target_term():
+    """Categorical identity: KL(q_T||q_S) = KL(b_T||b_S) + (1 - q_t^T) * NCKD / tau^2, with q = softmax(z / tau)."""
+    torch.manual_seed(0)
+    tau = 2.0
+    zt, zs = torch.randn(7, 5), torch.randn(7, 5)
+    tgt = torch.randint(0, 5, (7,))
+    qt, qs = (zt / tau).softmax(1), (zs / tau).softmax(1)
+    full = (qt * (qt.log() - qs.log())).sum(1)
+    pt, ps = qt.gather(1, tgt[:, None]).squeeze(1), qs.gather(1, tgt[:, None]).squeeze(1)
+    binary = pt * (pt / ps).log() + (1 - pt) * ((1 - pt) / (1 - ps)).log()
+    nckd = non_target_kl(zt, zs, tgt, tau) / tau**2
+    assert torch.allclose(full, binary + (1 - pt) * nckd, atol=1e-5)
+
+
+def test_tckd_matches_binary_kl_of_target_sigmoid():
+    zt, zs = torch.tensor([[[2.0], [-1.0]]]), torch.tensor([[[0.5], [0.0]]])  # (B=1, nc=2, A=1)
+    out = DecoupledLogitDistillation(temp=1.0)(zs, zt, torch.tensor([[True]]), torch.tensor([[0]]))
+    p, q = torch.sigmoid(torch.tensor(2.0)), torch.sigmoid(torch.tensor(0.5))
+    expected = p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()
+    assert out["tckd"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+# ---------------------------------------------------------------- FAM
+@pytest.mark.parametrize("levels", ["all", "adjacent"])
+def test_fam_attention_sums_to_one_and_aligns_across_levels(levels):
+    s, t = feats(WIDTHS["v8n"]), feats(WIDTHS["v8l"])
+    m = FeatureAlignmentModule(WIDTHS["v8n"], WIDTHS["v8l"], levels)
+    for i, alpha in enumerate(m.attention(s, t)):
+        assert alpha.shape == (2, len(m.matches[i]))
+        assert torch.allclose(alpha.sum(1), torch.ones(2))
+    assert match_sets(3, 3, "adjacent") == [[0, 1], [0, 1, 2], [1, 2]]
+    loss = m(s, t)
+    assert loss.ndim == 0 and torch.isfinite(loss) and loss > 0
+
+
+def test_fam_zero_when_every_aligned_level_equals_its_teacher():
+    t = [torch.ones(1, 4, 8, 8) * torch.arange(64.0).view(8, 8)] * 2  # identical maps at equal resolution
+    m = FeatureAlignmentModule([4, 4], [4, 4], "all")
+    for conv in m.align.values():
+        identity_(conv)
+    assert m([standardize(x) for x in t], t).item() == pytest.approx(0.0, abs=1e-6)
+
+
+# ---------------------------------------------------------------- LD and peers
+def test_localization_distillation_zero_when_equal():
+    b = torch.randn(2, 64, 30)
+    fg = torch.rand(2, 30) > 0.5
+    m = LocalizationDistillation(reg_max=16)
+    assert m(b, b, fg).item() == pytest.approx(0.0, abs=1e-6)
+    assert m(b + torch.randn_like(b), b, fg).item() > 0
+
+
+def test_peers_zero_when_equal_positive_otherwise():
+    t = feats([8, 8, 8])
+    mimic, cwd = FeatureMimic([8] * 3, [8] * 3), ChannelWiseDistillation([8] * 3, [8] * 3)
+    for conv in [*mimic.align, *cwd.align]:
+        identity_(conv)
+    assert mimic([standardize(x) for x in t], t).item() == pytest.approx(0.0, abs=1e-6)
+    assert cwd(t, t).item() == pytest.approx(0.0, abs=1e-5)
+    assert mimic(t, [x.flip(-1) for x in t]).item() > 0
+    assert cwd(t, [x.flip(-1) for x in t]).item() > 0
+    z = torch.randn(2, 6, 40)
+    kd = SigmoidLogitDistillation()
+    assert kd(z, z).item() == pytest.approx(0.0, abs=1e-6) and kd(z, -z).item() > 0
+
+
+# ---------------------------------------------------------------- the combined loss
+def _head(channels, grad):
+    f = feats(channels, grad=grad)
+    a = sum(h * w for h, w in SHAPES)
+    return HeadOutputs(f, torch.randn(2, 64, a, requires_grad=grad), torch.randn(2, 6, a, requires_grad=grad))
+
+
+@pytest.mark.parametrize("teacher", ["v8n", "v8s", "v8l"])
+@pytest.mark.parametrize("method", ["paper", "mimic", "cwd", "mgd", "kd"])
+def test_distiller_shapes_and_gradients(teacher, method):
+    cfg = KDConfig.from_overrides({"method": method, "ld": 1.0, "kd_warmup": 0})
+    d = Distiller(cfg, WIDTHS["v8n"], WIDTHS[teacher], reg_max=16)
+    s, t = _head(WIDTHS["v8n"], True), _head(WIDTHS[teacher], True)
+    a = s.scores.shape[-1]
+    batch = {"bboxes": torch.tensor([[0.5, 0.5, 0.2, 0.3], [0.2, 0.3, 0.05, 0.05]]), "batch_idx": torch.tensor([0.0, 1.0])}
+    fg = torch.zeros(2, a, dtype=torch.bool)
+    fg[:, :20] = True
+    terms = d(s, t, fg, torch.randint(0, 6, (2, a)), batch)
+    assert terms and set(terms) == set(d.terms)
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in terms.values())
+    sum(terms.values()).backward()
+    assert any(f.grad is not None and f.grad.abs().sum() > 0 for f in s.feats + [s.scores])
+    assert all(x.grad is None for x in t.feats + [t.scores, t.boxes])  # never the teacher
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in d.parameters()) or method == "kd"
+
+
+def test_paper_terms_and_warmup():
+    cfg = KDConfig.from_overrides({"method": "paper", "kd_warmup": 2.0})
+    d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+    assert d.terms == ("fr_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss")
+    assert d.ramp(0.0) == 0.0 and d.ramp(1.0) == 0.5 and d.ramp(5.0) == 1.0
+    big = torch.tensor(50.0, requires_grad=True)
+    clipped = d.clip(big)
+    clipped.backward()
+    assert clipped.item() == pytest.approx(cfg.kd_clip) and big.grad.item() == pytest.approx(cfg.kd_clip / 50)
+    no_logits = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, logits=False)
+    assert no_logits.terms == ("fr_loss", "sam_loss", "fam_loss")

@@ -1,0 +1,221 @@
+"""`yolo-kd bench`: every method on the same data, seeds, epochs and augmentation; a table, a CSV and a plot.
+
+Each (method, seed) trains in its own subprocess (clean peak-memory reading, no state leaking between runs) and
+writes `bench.json` in its run directory; a finished run is never repeated, so an interrupted bench resumes.
+
+    yolo-kd bench preset=cfg/bench_quick.yaml
+    yolo-kd bench teacher=runs/t/weights/best.pt student=yolov8n.yaml data=d.yaml methods=none,paper,ultralytics
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from .runs import MAP, MAP50, count_params, epoch_time, is_finished, read_results, train_student, train_teacher
+
+BENCH = dict(
+    name="bench",
+    data=None,  # a data YAML; None generates the bundled shapes data with `dataset` settings
+    dataset=dict(root="datasets/shapes-bench", train=600, val=150, imgsz=128, seed=1),
+    teacher="yolov8s.yaml",  # a .pt, or a YAML trained first with teacher_epochs
+    teacher_epochs=50,
+    student="yolov8n.yaml",
+    methods=["none", "paper", "ultralytics", "cwd", "mgd"],
+    seeds=3,
+    epochs=40,
+    imgsz=128,
+    batch=32,
+    device="cpu",
+    dis=6.0,  # Ultralytics built-in distillation weight
+    project="runs/bench",
+)
+
+
+def _as_list(v) -> list:
+    return [x.strip() for x in v.split(",")] if isinstance(v, str) else list(v)
+
+
+def load_settings(preset: str | None = None, **overrides) -> dict:
+    """BENCH defaults < preset YAML < explicit keys."""
+    cfg = dict(BENCH)
+    if preset:
+        from .config import find_preset
+
+        cfg.update(yaml.safe_load(find_preset(preset).read_text()) or {})
+    unknown = set(overrides) - set(BENCH)
+    if unknown:
+        raise KeyError(f"unknown bench keys {sorted(unknown)}; valid: {sorted(BENCH)}")
+    cfg.update(overrides)
+    cfg["methods"] = _as_list(cfg["methods"])
+    seeds = cfg["seeds"]
+    cfg["seeds"] = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in _as_list(seeds)]
+    return cfg
+
+
+def run_one(spec: dict) -> dict:
+    """Train one (method, seed) and measure it; runs inside the worker subprocess."""
+    import resource
+
+    import torch
+
+    from .timing import step_overhead
+
+    run_dir = Path(spec["run_dir"])
+    t = train_student(spec["method"], run_dir, spec["teacher"], **spec["train"])
+    timing = step_overhead(t) if spec["method"] != "none" else {}
+    if t.device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(t.device) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    result = {
+        "method": spec["method"],
+        "seed": spec["train"]["seed"],
+        "mAP50": float(t.metrics.get(MAP50, float("nan"))),
+        "mAP50-95": float(t.metrics.get(MAP, float("nan"))),
+        "params": count_params(t.best),
+        "s_per_epoch": epoch_time(run_dir),
+        "peak_mem_mib": peak,
+        "peak_mem_kind": "cuda_max_allocated" if t.device.type == "cuda" else "cpu_peak_rss",
+        **{f"time_{k}": v for k, v in timing.items()},
+    }
+    (run_dir / "bench.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    return m, (math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0)
+
+
+def summarize(results: list[dict], methods: list[str]) -> list[dict]:
+    """One row per method: mean/std over seeds and the paired gain over 'none' (same seeds)."""
+    by = {m: [r for r in results if r["method"] == m] for m in methods}
+    base = {r["seed"]: r for r in by.get("none", [])}
+    rows = []
+    for m in methods:
+        rs = by[m]
+        if not rs:
+            continue
+        row = {"method": m, "seeds": len(rs)}
+        for k in ("mAP50", "mAP50-95"):
+            row[f"{k}_mean"], row[f"{k}_std"] = _mean_std([r[k] for r in rs])
+        gains = [r["mAP50-95"] - base[r["seed"]]["mAP50-95"] for r in rs if r["seed"] in base]
+        row["gain_mean"], row["gain_std"] = _mean_std(gains) if gains else (float("nan"), float("nan"))
+        row["params"] = rs[0]["params"]
+        row["s_per_epoch"] = _mean_std([r["s_per_epoch"] for r in rs])[0]
+        ratios = [r["time_ratio"] for r in rs if "time_ratio" in r]
+        row["step_ratio"] = _mean_std(ratios)[0] if ratios else float("nan")
+        row["peak_mem_mib"] = max(r["peak_mem_mib"] for r in rs)
+        rows.append(row)
+    return rows
+
+
+def write_report(out: Path, rows: list[dict], results: list[dict], cfg: dict, run_dirs: dict) -> None:
+    """results.csv, results.md and results.png in `out`."""
+    import csv
+
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    with open(out / "runs.csv", "w", newline="") as f:
+        keys = sorted({k for r in results for k in r})
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(results)
+    lines = [
+        f"# yolo-kd bench `{cfg['name']}`",
+        "",
+        f"teacher `{cfg['teacher']}` -> student `{cfg['student']}`, data `{cfg['data']}`, {cfg['epochs']} epochs, "
+        f"imgsz {cfg['imgsz']}, batch {cfg['batch']}, device {cfg['device']}, seeds {cfg['seeds']}.",
+        "Gain = paired difference to `none` on the same seed (mAP50-95 points), mean ± std over seeds. "
+        "Step ratio = KD step / (student step + teacher forward), same process. Peak memory: "
+        f"{results[0]['peak_mem_kind']}.",
+        "",
+        "| method | mAP50 | mAP50-95 | gain vs none | params | s/epoch | step ratio | peak MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        gain = "" if r["method"] == "none" else f"{100 * r['gain_mean']:+.1f} ± {100 * r['gain_std']:.1f}"
+        ratio = "" if math.isnan(r["step_ratio"]) else f"{r['step_ratio']:.2f}"
+        lines.append(
+            f"| {r['method']} | {r['mAP50_mean']:.3f} ± {r['mAP50_std']:.3f} | {r['mAP50-95_mean']:.3f} ± "
+            f"{r['mAP50-95_std']:.3f} | {gain} | {r['params']:,} | {r['s_per_epoch']:.1f} | {ratio} | "
+            f"{r['peak_mem_mib']:.0f} |"
+        )
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    plot(out / "results.png", rows, run_dirs)
+
+
+def plot(file: Path, rows: list[dict], run_dirs: dict) -> None:
+    """Bar chart of mAP50-95 (mean ± std) per method, and validation mAP50-95 per epoch for every run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    names = [r["method"] for r in rows]
+    a.bar(names, [r["mAP50-95_mean"] for r in rows], yerr=[r["mAP50-95_std"] for r in rows], capsize=4,
+          color=["#888" if n == "none" else "#1f77b4" if n.startswith("paper") else "#ff7f0e" for n in names])
+    a.set_ylabel("mAP50-95 (mean ± std over seeds)")
+    a.set_title("final mAP50-95")
+    a.tick_params(axis="x", rotation=30)
+    colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(names)}
+    for (m, seed), d in run_dirs.items():
+        rs = read_results(d)
+        if rs:
+            b.plot([r["epoch"] for r in rs], [r[MAP] for r in rs], color=colors.get(m, "k"), alpha=0.8,
+                   label=m if seed == min(s for mm, s in run_dirs if mm == m) else None)
+    b.set_xlabel("epoch")
+    b.set_ylabel("val mAP50-95")
+    b.set_title("validation mAP50-95 per epoch (every seed)")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(file, dpi=110)
+    plt.close(fig)
+
+
+def run_bench(preset: str | None = None, **overrides) -> Path:
+    """Run (or resume) the bench and write the report; return the output directory."""
+    from .datasets.shapes import ensure
+
+    cfg = load_settings(preset, **overrides)
+    out = Path(cfg["project"]).resolve() / cfg["name"]
+    out.mkdir(parents=True, exist_ok=True)
+    if not cfg["data"]:
+        cfg["data"] = str(ensure(**cfg["dataset"]))
+    common = dict(data=cfg["data"], imgsz=cfg["imgsz"], batch=cfg["batch"], device=cfg["device"], plots=False)
+    teacher = cfg["teacher"]
+    if str(teacher).endswith((".yaml", ".yml")):
+        teacher = str(train_teacher(teacher, out / "teacher", epochs=cfg["teacher_epochs"], seed=0, **common))
+    (out / "settings.yaml").write_text(yaml.safe_dump({**cfg, "teacher_weights": teacher}, sort_keys=False))
+    results, run_dirs = [], {}
+    for seed in cfg["seeds"]:
+        for method in cfg["methods"]:
+            run_dir = out / f"{method}-s{seed}"
+            run_dirs[(method, seed)] = run_dir
+            marker = run_dir / "bench.json"
+            if not (marker.exists() and is_finished(run_dir, cfg["epochs"])):
+                train = dict(model=cfg["student"], epochs=cfg["epochs"], seed=seed, **common)
+                if method == "ultralytics":
+                    train["dis"] = cfg["dis"]
+                spec = {"method": method, "run_dir": str(run_dir), "teacher": teacher, "train": train}
+                print(f"bench: training {method} seed {seed} -> {run_dir}", flush=True)
+                subprocess.run([sys.executable, "-m", "yolo_kd.bench", json.dumps(spec)], check=True, env=os.environ.copy())
+            results.append(json.loads(marker.read_text()))
+    rows = summarize(results, cfg["methods"])
+    write_report(out, rows, results, cfg, run_dirs)
+    print((out / "results.md").read_text())
+    return out
+
+
+if __name__ == "__main__":  # worker: one (method, seed) run
+    run_one(json.loads(sys.argv[1]))

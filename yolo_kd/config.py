@@ -1,0 +1,121 @@
+"""KD settings: defaults, presets and validation, kept apart from Ultralytics' own `get_cfg` (which rejects keys it does
+not know). `split_overrides` separates KD keys from Ultralytics keys; `KDConfig` holds and checks the KD ones."""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+from pathlib import Path
+from types import SimpleNamespace
+
+import yaml
+
+DEFAULTS_FILE = Path(__file__).parent / "cfg" / "default.yaml"
+KD_DEFAULTS: dict = yaml.safe_load(DEFAULTS_FILE.read_text())
+KD_KEYS = frozenset(KD_DEFAULTS)
+METHODS = ("paper", "mimic", "cwd", "mgd", "kd", "none")
+CHOICES = {"method": METHODS, "fr_fill": ("zero", "resample"), "fam_levels": ("all", "adjacent")}
+FRACTIONS = ("fr_mask", "mgd_mask")  # must lie in [0, 1)
+POSITIVE = ("sam_temp", "kd_temp", "ld_temp", "cwd_temp")  # must be > 0
+ALIASES = {"student": "model"}  # yolo-kd spelling -> Ultralytics key
+PRESET_DIRS = (Path.cwd() / "cfg", Path(__file__).resolve().parents[1] / "cfg")  # where kd=<name> is looked up
+
+
+class KDConfigError(ValueError):
+    """A KD setting is unknown or has an invalid value (raised before anything is written)."""
+
+
+def _ultralytics_keys() -> frozenset:
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    return frozenset(DEFAULT_CFG_DICT) | {"save_dir", "augmentations"}
+
+
+def find_preset(name: str | Path) -> Path:
+    """Resolve a preset given as a path or as a bare name ('paper' -> cfg/paper.yaml)."""
+    p = Path(name)
+    candidates = [p] + [d / p.name for d in PRESET_DIRS] + [d / f"{p.name}.yaml" for d in PRESET_DIRS]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise KDConfigError(f"KD preset '{name}' not found (looked in {', '.join(str(d) for d in PRESET_DIRS)})")
+
+
+def load_preset(name: str | Path, _depth: int = 0) -> dict:
+    """KD keys of a preset YAML; a preset may extend another with `kd: <base preset>`."""
+    path = find_preset(name)
+    values = yaml.safe_load(path.read_text()) or {}
+    unknown = set(values) - KD_KEYS
+    if unknown:
+        raise KDConfigError(f"preset {path} has unknown keys {sorted(unknown)}")
+    base = values.pop("kd", None)
+    if base and _depth < 8:
+        values = {**load_preset(base, _depth + 1), **values}
+    return values
+
+
+def split_overrides(overrides: dict | None) -> tuple[dict, dict]:
+    """Split `overrides` into (ultralytics_overrides, kd_overrides), resolving aliases and unknown keys.
+
+    Raises:
+        KDConfigError: for a key that neither Ultralytics nor yolo-kd knows, with the closest valid suggestions.
+    """
+    ul, kd = {}, {}
+    known = _ultralytics_keys()
+    for k, v in (overrides or {}).items():
+        k = ALIASES.get(k, k)
+        if k in KD_KEYS:
+            kd[k] = v
+        elif k in known:
+            ul[k] = v
+        else:
+            near = get_close_matches(k, sorted(known | KD_KEYS | set(ALIASES)), n=3, cutoff=0.6)
+            hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+            raise KDConfigError(f"'{k}' is not a valid yolo-kd or Ultralytics argument.{hint}")
+    return ul, kd
+
+
+class KDConfig(SimpleNamespace):
+    """Validated KD settings: defaults < preset (`kd=`) < explicit keys."""
+
+    @classmethod
+    def from_overrides(cls, kd_overrides: dict | None = None) -> KDConfig:
+        """Build from KD overrides, loading the `kd=` preset if given, and validate."""
+        kd_overrides = dict(kd_overrides or {})
+        values = dict(KD_DEFAULTS)
+        if kd_overrides.get("kd"):
+            values.update(load_preset(kd_overrides["kd"]))
+        values.update(kd_overrides)
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Check types and ranges of every key; raise KDConfigError naming the first bad one."""
+        for k, default in KD_DEFAULTS.items():
+            v = getattr(self, k)
+            if isinstance(default, bool):
+                if isinstance(v, str) and v.lower() in {"true", "false"}:
+                    v = v.lower() == "true"
+                if not isinstance(v, bool):
+                    raise KDConfigError(f"'{k}={v}' must be True or False")
+            elif isinstance(default, (int, float)):
+                try:
+                    v = float(v)
+                except (TypeError, ValueError):
+                    raise KDConfigError(f"'{k}={v}' must be a number") from None
+                if v != v or v < 0:  # NaN or negative
+                    raise KDConfigError(f"'{k}={v}' must be a non-negative number")
+            setattr(self, k, v)
+        for k, options in CHOICES.items():
+            if getattr(self, k) not in options:
+                raise KDConfigError(f"'{k}={getattr(self, k)}' is not one of {', '.join(options)}")
+        for k in FRACTIONS:
+            if not 0 <= getattr(self, k) < 1:
+                raise KDConfigError(f"'{k}={getattr(self, k)}' must lie in [0, 1)")
+        for k in POSITIVE:
+            if getattr(self, k) <= 0:
+                raise KDConfigError(f"'{k}={getattr(self, k)}' must be > 0")
+
+    def as_dict(self) -> dict:
+        """Plain dict of all KD keys (for args.yaml, checkpoints and the DDP relaunch)."""
+        return {k: getattr(self, k) for k in KD_DEFAULTS}

@@ -1,0 +1,53 @@
+"""Small tensor helpers shared by the KD losses. Shapes: features (B, C, H, W), spatial weights (B, 1, H, W)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def standardize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Zero-mean, unit-variance per sample and channel over H, W (as in PKD), so losses do not depend on the
+    feature scale of a model family, its channel count or resolution. (B, C, H, W) -> same, float32."""
+    x = x.float()
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    std = x.std(dim=(2, 3), keepdim=True, unbiased=False)
+    return (x - mean) / (std + eps)
+
+
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Channel-mean squared error averaged over positions with `weight` (B, 1, H, W); returns (B,) per sample."""
+    err = (pred.float() - target.float()).pow(2).mean(1, keepdim=True)  # (B, 1, H, W)
+    if weight is None:
+        return err.mean(dim=(1, 2, 3))
+    w = weight.float()
+    return (err * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3)).clamp_min(1e-12)
+
+
+def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bring (B, C, H, W) to spatial `size`: average pooling when shrinking, bilinear interpolation when growing."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if x.shape[-2] >= size[0] and x.shape[-1] >= size[1]:
+        return F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def binary_kl(t_logits: torch.Tensor, s_logits: torch.Tensor, temp: float) -> torch.Tensor:
+    """Element-wise KL(Bern(sigmoid(t/T)) || Bern(sigmoid(s/T))) * T^2, float32, same shape as the inputs."""
+    t, s = t_logits.float() / temp, s_logits.float() / temp
+    p = t.sigmoid()
+    # log p - log q written with logsigmoid for stability: KL = p(ls(t)-ls(s)) + (1-p)(ls(-t)-ls(-s))
+    kl = p * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - p) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+    return kl * temp**2
+
+
+def conv1x1(c_in: int, c_out: int) -> nn.Conv2d:
+    """Channel adapter (B, c_in, H, W) -> (B, c_out, H, W)."""
+    return nn.Conv2d(c_in, c_out, kernel_size=1)
+
+
+def generation_block(c: int) -> nn.Sequential:
+    """MGD generation block conv3x3-ReLU-conv3x3, (B, c, H, W) -> same."""
+    return nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1))

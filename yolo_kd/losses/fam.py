@@ -1,0 +1,66 @@
+"""One-to-many matching distillation with a Feature Alignment Module, FAM (paper idea 4; after ReviewKD, Chen et
+al., CVPR 2021, and SemCKD, Chen et al., AAAI 2021).
+
+Each student level i is aligned to every teacher level j in its match set (all levels, or i and its neighbours):
+a 1x1 conv maps channels Cs_i -> Ct_j and the map is resized to the teacher's resolution (average pooling to a
+coarser level, bilinear to a finer one). Instead of a fixed one-to-one pairing, the student level learns from all
+of them with per-sample attention weights (SemCKD-style query/key over globally pooled features):
+
+    alpha_ij = softmax_j( <q_i(gap S_i), k_j(gap T_j)> / sqrt(d) ),     sum_j alpha_ij = 1
+    L_fam   = mean_i  sum_j alpha_ij * sum_hw w_j * mean_c (FAM_ij(S_i) - std(T_j))^2 / sum_hw w_j
+
+with w_j the SAM weights of teacher level j (uniform when SAM is off).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .common import conv1x1, resize_to, standardize, weighted_mse
+
+
+def match_sets(n_student: int, n_teacher: int, levels: str = "adjacent") -> list[list[int]]:
+    """Teacher levels each student level learns from: all of them, or the same level and its neighbours."""
+    if levels == "all":
+        return [list(range(n_teacher)) for _ in range(n_student)]
+    return [[j for j in (i - 1, i, i + 1) if 0 <= j < n_teacher] for i in range(n_student)]
+
+
+class FeatureAlignmentModule(nn.Module):
+    """Channel + resolution aligners for every (student level, teacher level) pair and attention over teacher levels."""
+
+    def __init__(self, s_channels: list[int], t_channels: list[int], levels: str = "adjacent", dim: int = 64):
+        super().__init__()
+        self.matches = match_sets(len(s_channels), len(t_channels), levels)
+        self.align = nn.ModuleDict(
+            {f"{i}_{j}": conv1x1(s_channels[i], t_channels[j]) for i, js in enumerate(self.matches) for j in js}
+        )
+        self.query = nn.ModuleList(nn.Linear(c, dim) for c in s_channels)
+        self.key = nn.ModuleList(nn.Linear(c, dim) for c in t_channels)
+        self.scale = 1 / math.sqrt(dim)
+
+    def attention(self, s_feats: list, t_feats: list) -> list[torch.Tensor]:
+        """Per student level, (B, len(matches[i])) weights over its teacher levels; each row sums to 1."""
+        keys = [self.key[j](t.float().mean(dim=(2, 3))) for j, t in enumerate(t_feats)]  # (B, d)
+        out = []
+        for i, s in enumerate(s_feats):
+            q = self.query[i](s.float().mean(dim=(2, 3)))  # (B, d)
+            logits = torch.stack([(q * keys[j]).sum(1) for j in self.matches[i]], 1) * self.scale
+            out.append(logits.softmax(1))
+        return out
+
+    def forward(self, s_feats: list, t_feats: list, weights: list | None = None) -> torch.Tensor:
+        """Scalar one-to-many alignment loss; `weights` are optional (B, 1, H_j, W_j) spatial weights per level."""
+        alphas = self.attention(s_feats, t_feats)
+        targets = [standardize(t) for t in t_feats]
+        losses = []
+        for i, s in enumerate(s_feats):
+            per_level = []
+            for j in self.matches[i]:
+                aligned = resize_to(self.align[f"{i}_{j}"](s), t_feats[j].shape[-2:])
+                per_level.append(weighted_mse(aligned, targets[j], None if weights is None else weights[j]))
+            losses.append((alphas[i] * torch.stack(per_level, 1)).sum(1).mean())  # (B, M) -> scalar
+        return torch.stack(losses).mean()

@@ -1,0 +1,51 @@
+"""Feature resampling distillation (paper idea 1; MGD, Yang et al., ECCV 2022).
+
+Per level l: the student feature S_l (B, Cs, H, W) is aligned to the teacher's channels by a 1x1 conv, a random
+fraction `mask_ratio` of its positions is dropped (`fill="zero"`, as MGD) or replaced by the features of other,
+randomly drawn positions of the same map (`fill="resample"`), and a generation block G (conv3x3-ReLU-conv3x3) must
+re-create the standardised teacher feature from what is left:
+
+    L_fr = mean_l  sum_hw w_l(h,w) * mean_c (G(M(A(S_l))) - std(T_l))^2 / sum_hw w_l(h,w)
+
+with w_l the SAM weights (uniform when SAM is off). The student learns to *produce* teacher features from partial
+evidence rather than copy them position by position. Used with uniform weights it is the `mgd` peer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .common import conv1x1, generation_block, standardize, weighted_mse
+
+
+def random_mask(x: torch.Tensor, ratio: float, fill: str = "zero") -> torch.Tensor:
+    """Drop a fraction `ratio` of the positions of (B, C, H, W): set them to 0 or to features resampled from random
+    positions of the same sample."""
+    if ratio <= 0:
+        return x
+    b, c, h, w = x.shape
+    drop = torch.rand(b, 1, h, w, device=x.device) < ratio
+    if fill == "zero":
+        return x.masked_fill(drop, 0.0)
+    idx = torch.randint(0, h * w, (b, 1, h * w), device=x.device).expand(b, c, h * w)
+    resampled = x.flatten(2).gather(2, idx).view_as(x)
+    return torch.where(drop, resampled, x)
+
+
+class FeatureResampling(nn.Module):
+    """Masked/resampled generative feature distillation over all levels."""
+
+    def __init__(self, s_channels: list[int], t_channels: list[int], mask_ratio: float = 0.65, fill: str = "zero"):
+        super().__init__()
+        self.mask_ratio, self.fill = mask_ratio, fill
+        self.align = nn.ModuleList(conv1x1(cs, ct) for cs, ct in zip(s_channels, t_channels))
+        self.generate = nn.ModuleList(generation_block(ct) for ct in t_channels)
+
+    def forward(self, s_feats: list, t_feats: list, weights: list | None = None) -> torch.Tensor:
+        """Return the scalar loss; `weights` are optional (B, 1, H_l, W_l) spatial weights per level."""
+        losses = []
+        for l, (s, t) in enumerate(zip(s_feats, t_feats)):
+            gen = self.generate[l](random_mask(self.align[l](s), self.mask_ratio, self.fill))
+            losses.append(weighted_mse(gen, standardize(t), None if weights is None else weights[l]).mean())
+        return torch.stack(losses).mean()

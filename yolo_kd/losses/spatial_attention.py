@@ -1,0 +1,72 @@
+"""Spatial Attention Mechanism, SAM (paper idea 2; after FGD, Yang et al., CVPR 2022).
+
+Teacher spatial attention on level l, for T_l (B, C, H, W):
+
+    A_T(h,w) = H*W * softmax_hw( mean_c |T_l(c,h,w)| / tau )          (mean 1 over positions)
+
+Ground-truth foreground F_l(h,w) in {0,1}: grid cells whose centres fall inside a box, plus the cell containing each
+box centre (so boxes smaller than the stride never vanish). The SAM weight used by the feature losses is
+
+    w_l = A_T * (F_l + bg * (1 - F_l))
+
+and the attention-transfer term makes the student's own map (computed the same way from its channel-aligned features)
+match the teacher's:  L_sam = mean_l mean_hw |A_S - A_T|.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .common import conv1x1
+
+
+def spatial_attention(x: torch.Tensor, temp: float) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 1, H, W) attention, H*W * softmax over positions of the channel-mean magnitude / temp."""
+    b, _, h, w = x.shape
+    a = x.float().abs().mean(1).view(b, -1) / temp
+    return (h * w * a.softmax(1)).view(b, 1, h, w)
+
+
+def foreground_maps(batch: dict, shapes: list[tuple[int, int]], batch_size: int) -> list[torch.Tensor]:
+    """Binary (B, 1, H, W) ground-truth masks per level from batch['bboxes'] (normalised xywh) and batch['batch_idx']."""
+    boxes, bidx = batch["bboxes"].float(), batch["batch_idx"].long()
+    device = boxes.device
+    out = []
+    for h, w in shapes:
+        mask = torch.zeros(batch_size, h * w, device=device)
+        if len(boxes):
+            ys = (torch.arange(h, device=device) + 0.5) / h
+            xs = (torch.arange(w, device=device) + 0.5) / w
+            cy, cx = torch.meshgrid(ys, xs, indexing="ij")
+            x1, y1 = boxes[:, 0:1] - boxes[:, 2:3] / 2, boxes[:, 1:2] - boxes[:, 3:4] / 2
+            x2, y2 = boxes[:, 0:1] + boxes[:, 2:3] / 2, boxes[:, 1:2] + boxes[:, 3:4] / 2
+            cx, cy = cx.reshape(1, -1), cy.reshape(1, -1)
+            inside = ((cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)).float()  # (N, H*W)
+            mask.index_add_(0, bidx, inside)
+            centre = (boxes[:, 1] * h).long().clamp(0, h - 1) * w + (boxes[:, 0] * w).long().clamp(0, w - 1)
+            mask[bidx, centre] = 1.0
+        out.append(mask.clamp_(max=1.0).view(batch_size, 1, h, w))
+    return out
+
+
+def spatial_weights(t_feats: list, fg_maps: list, temp: float, bg: float) -> list[torch.Tensor]:
+    """SAM weights w_l = A_T * (F + bg * (1 - F)), one (B, 1, H, W) map per level."""
+    return [spatial_attention(t, temp) * (f + bg * (1 - f)) for t, f in zip(t_feats, fg_maps)]
+
+
+class SpatialAttention(nn.Module):
+    """Attention transfer: student spatial attention (after 1x1 channel alignment) -> teacher spatial attention."""
+
+    def __init__(self, s_channels: list[int], t_channels: list[int], temp: float = 0.5):
+        super().__init__()
+        self.temp = temp
+        self.align = nn.ModuleList(conv1x1(cs, ct) for cs, ct in zip(s_channels, t_channels))
+
+    def forward(self, s_feats: list, t_feats: list) -> torch.Tensor:
+        """Scalar mean absolute difference between student and teacher attention maps over levels."""
+        losses = [
+            (spatial_attention(self.align[l](s), self.temp) - spatial_attention(t, self.temp)).abs().mean()
+            for l, (s, t) in enumerate(zip(s_feats, t_feats))
+        ]
+        return torch.stack(losses).mean()

@@ -1,0 +1,76 @@
+"""Running one training (teacher, baseline, distilled or Ultralytics' built-in KD) and reading its results."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+MAP50, MAP = "metrics/mAP50(B)", "metrics/mAP50-95(B)"
+
+
+def read_results(run_dir: str | Path) -> list[dict]:
+    """Rows of a run's results.csv as dicts of floats."""
+    f = Path(run_dir) / "results.csv"
+    if not f.exists():
+        return []
+    with open(f) as fh:
+        return [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def epoch_time(run_dir: str | Path) -> float:
+    """Mean seconds per epoch (training + validation) from results.csv's cumulative time column."""
+    rows = read_results(run_dir)
+    return rows[-1]["time"] / rows[-1]["epoch"] if rows else float("nan")
+
+
+def is_finished(run_dir: str | Path, epochs: int) -> bool:
+    """True when the run wrote all its epochs and best.pt."""
+    rows = read_results(run_dir)
+    return bool(rows) and int(rows[-1]["epoch"]) >= epochs and (Path(run_dir) / "weights" / "best.pt").exists()
+
+
+def count_params(weights: str | Path) -> int:
+    """Parameters of the model stored in a checkpoint."""
+    from ultralytics.nn.tasks import load_checkpoint
+
+    model, _ = load_checkpoint(weights)
+    return sum(p.numel() for p in model.parameters())
+
+
+def train_teacher(model: str, data: str, run_dir: str | Path, **kw) -> Path:
+    """Train (or reuse, when finished) a teacher from a model YAML with plain Ultralytics; return best.pt."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    from .trainer import use_all_cpu_cores
+
+    run_dir = Path(run_dir)
+    if is_finished(run_dir, kw.get("epochs", 100)):
+        return run_dir / "weights" / "best.pt"
+    t = DetectionTrainer(overrides=dict(model=model, data=data, project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **kw))
+    if t.device.type == "cpu":
+        t.add_callback("on_train_start", lambda tr: use_all_cpu_cores())
+    t.train()
+    return t.best
+
+
+def train_student(method: str, run_dir: str | Path, teacher: str | None, **kw):
+    """Train one student: method 'ultralytics' uses Ultralytics' own trainer with `distill_model=teacher`; every
+    other method (including 'none' and preset names such as 'paper_no_fr') uses KDTrainer. Returns the trainer."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    from .config import METHODS, find_preset
+    from .trainer import KDTrainer, use_all_cpu_cores
+
+    run_dir = Path(run_dir)
+    common = dict(project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **kw)
+    if method == "ultralytics":
+        dis = common.pop("dis", 6.0)
+        t = DetectionTrainer(overrides=dict(distill_model=teacher, dis=dis, **common))
+        if t.device.type == "cpu":
+            t.add_callback("on_train_start", lambda tr: use_all_cpu_cores())
+    elif method in METHODS and method != "paper":
+        t = KDTrainer(overrides=dict(method=method, teacher=None if method == "none" else teacher, **common))
+    else:  # a preset: paper (cfg/paper.yaml) or an ablation such as paper_no_fr
+        t = KDTrainer(overrides=dict(kd=str(find_preset(method)), teacher=teacher, **common))
+    t.train()
+    return t

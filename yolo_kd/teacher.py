@@ -1,0 +1,121 @@
+"""The frozen teacher: loading by path with clear errors, and a forward pass that returns what distillation needs.
+
+The teacher is never a submodule of the student, never in the EMA and never pickled: each process (and each DDP rank)
+loads it from its path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ultralytics.nn.modules.head import Detect
+from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+from ultralytics.utils import LOGGER
+from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+
+
+class TeacherError(ValueError):
+    """The teacher cannot be used: missing, unreadable, not a detector, or incompatible with the student/data."""
+
+
+@dataclass
+class HeadOutputs:
+    """Raw outputs of a Detect head for one batch: feats [(B, C_l, H_l, W_l)], boxes (B, 4*reg_max, A), scores
+    (B, nc, A) logits."""
+
+    feats: list
+    boxes: torch.Tensor
+    scores: torch.Tensor
+
+
+def detect_head(model: nn.Module) -> Detect:
+    """Return the model's Detect head (the last Detect module), or raise TeacherError."""
+    heads = [m for m in model.modules() if isinstance(m, Detect)]
+    if not heads:
+        raise TeacherError(f"{type(model).__name__} has no Detect head: only detection models can be distilled")
+    return heads[-1]
+
+
+def head_outputs(preds, branch: str = "one2many") -> HeadOutputs:
+    """Normalise any Detect output (train dict, eval (y, dict) tuple, end-to-end nesting) into HeadOutputs."""
+    if isinstance(preds, tuple):
+        preds = preds[1]
+    if "one2many" in preds:
+        preds = preds[branch]
+    return HeadOutputs(preds["feats"], preds["boxes"], preds["scores"])
+
+
+def load_teacher(path: str | Path, nc: int | None = None) -> DetectionModel:
+    """Load a detection model from a checkpoint path (or an official name, downloaded when online) or build one from
+    a model YAML; return it float32 on CPU.
+
+    Raises:
+        TeacherError: with the file name and how to provide it.
+    """
+    path = str(path)
+    if path.endswith((".yaml", ".yml")):
+        if not Path(path).exists() and not path.startswith("yolo"):
+            raise TeacherError(f"teacher model YAML '{path}' not found")
+        LOGGER.warning(f"teacher={path} is a model YAML: the teacher is untrained (use this for plumbing tests only)")
+        return DetectionModel(path, nc=nc, verbose=False).float()
+    if not Path(path).exists() and Path(path).name not in GITHUB_ASSETS_NAMES:
+        raise TeacherError(
+            f"teacher '{path}' not found. Pass the path of a trained detector (.pt), an official name such as "
+            f"'yolov8l.pt' (downloaded when online), or train a teacher first, e.g. "
+            f"'yolo train model=yolov8s.yaml data=...' and use runs/detect/<name>/weights/best.pt"
+        )
+    try:
+        model, _ = load_checkpoint(path)
+    except Exception as e:
+        raise TeacherError(
+            f"teacher '{path}' could not be loaded ({type(e).__name__}: {e}). It must be an Ultralytics checkpoint "
+            f"(.pt) on disk; offline, official weights cannot be downloaded: copy the file here or train a teacher."
+        ) from e
+    if not isinstance(model, nn.Module):
+        raise TeacherError(f"teacher '{path}' holds no model")
+    detect_head(model)
+    if not isinstance(model, DetectionModel) or type(model).__name__ != "DetectionModel":
+        LOGGER.warning(f"teacher '{path}' is a {type(model).__name__}; only its detection head is distilled")
+    return model.float()
+
+
+class Teacher:
+    """A frozen teacher in eval mode that returns its Detect-head inputs (captured by forward hooks on the layers in
+    `Detect.f`) and raw head outputs for a batch of images."""
+
+    def __init__(self, model: nn.Module, device: torch.device):
+        self.model = model.to(device).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        head = detect_head(self.model)
+        self.stride = head.stride
+        self.nc = head.nc
+        self.reg_max = head.reg_max
+        self._feats: dict[int, torch.Tensor] = {}
+        self.layers = list(head.f) if isinstance(head.f, (list, tuple)) else [head.f]
+        self._hooks = [
+            self.model.model[i].register_forward_hook(self._capture(k)) for k, i in enumerate(self.layers)
+        ]
+
+    def _capture(self, k: int):
+        def hook(module, inputs, output):
+            self._feats[k] = output
+
+        return hook
+
+    @torch.no_grad()
+    def __call__(self, img: torch.Tensor) -> HeadOutputs:
+        """Run the teacher on (B, 3, H, W) images; return feats [(B, C_l, H_l, W_l)], boxes and scores."""
+        self._feats.clear()
+        out = head_outputs(self.model(img))
+        return HeadOutputs([self._feats[k] for k in range(len(self.layers))], out.boxes, out.scores)
+
+    def remove(self) -> None:
+        """Detach the hooks (the teacher stays usable as a plain model)."""
+        for h in self._hooks:
+            h.remove()
+        self._hooks.clear()
