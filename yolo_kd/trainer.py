@@ -157,9 +157,10 @@ class KDTrainer(DetectionTrainer):
         batch = super().preprocess_batch(batch)
         criterion = getattr(unwrap_model(self.model), "criterion", None)
         if isinstance(criterion, KDCriterion):
-            if self._epoch_seen != self.epoch:
-                self._epoch_seen, self._batches_this_epoch = self.epoch, 0
-            criterion.progress = self.epoch + self._batches_this_epoch / max(len(self.train_loader), 1)
+            epoch = getattr(self, "epoch", 0)  # set by the training loop
+            if self._epoch_seen != epoch:
+                self._epoch_seen, self._batches_this_epoch = epoch, 0
+            criterion.progress = epoch + self._batches_this_epoch / max(len(self.train_loader), 1)
             self._batches_this_epoch += 1
         return batch
 

@@ -1,0 +1,107 @@
+"""KDTrainer end to end at 64 px: CLI training, checkpoints, frozen teacher, adapters in the optimizer, KD-off
+equivalence, ONNX export."""
+
+import csv
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import IMGSZ, tiny_overrides
+
+
+def _setup(workdir, tiny_data, tiny_teacher, name, **kw):
+    from yolo_kd import KDTrainer
+
+    t = KDTrainer(overrides=tiny_overrides(workdir, tiny_data, tiny_teacher, name, **kw))
+    t._setup_train()
+    batch = t.preprocess_batch(next(iter(t.train_loader)))
+    return t, batch
+
+
+@pytest.fixture(scope="module")
+def cli_run(workdir, tiny_data, tiny_teacher):
+    """`yolo-kd train kd=cfg/paper.yaml ...` for 1 epoch; returns its run directory."""
+    args = [f"{k}={v}" for k, v in tiny_overrides(workdir, tiny_data, tiny_teacher, "cli", kd="paper", kd_warmup=0).items()]
+    subprocess.run([sys.executable, "-m", "yolo_kd.cli", "train", *args], check=True)
+    return workdir / "runs" / "cli"
+
+
+def test_cli_train_logs_kd_columns(cli_run):
+    rows = list(csv.DictReader(open(cli_run / "results.csv")))
+    assert len(rows) == 1
+    row = {k.strip(): float(v) for k, v in rows[0].items()}
+    kd_cols = ["fr_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss"]
+    for c in kd_cols:
+        v = row[f"train/{c}"]
+        assert math.isfinite(v) and v > 0, c
+        assert f"val/{c}" in row  # same columns in validation
+    assert (cli_run / "kd.yaml").exists()
+
+
+def test_checkpoint_holds_the_student_only_and_loads_in_plain_ultralytics(cli_run, tiny_data, tiny_teacher):
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+
+    ckpt = torch.load(cli_run / "weights" / "best.pt", map_location="cpu", weights_only=False)
+    model = ckpt["model"]
+    assert type(model) is DetectionModel
+    student_params = sum(p.numel() for p in DetectionModel("yolov8n.yaml", nc=6, verbose=False).parameters())
+    teacher_params = sum(p.numel() for p in load_checkpoint(tiny_teacher)[0].parameters())
+    assert sum(p.numel() for p in model.parameters()) == student_params != teacher_params
+    assert not any(hasattr(model, a) for a in ("teacher", "teacher_model", "distiller"))
+    assert getattr(model, "criterion", None) is None
+    assert ckpt["kd"]["cfg"]["method"] == "paper" and ckpt["kd"]["teacher"] == tiny_teacher
+    metrics = YOLO(str(cli_run / "weights" / "best.pt")).val(data=tiny_data, imgsz=IMGSZ, batch=8, plots=False)
+    assert 0 <= metrics.box.map <= 1
+    results = YOLO(str(cli_run / "weights" / "best.pt")).predict(torch.rand(1, 3, IMGSZ, IMGSZ), verbose=False)
+    assert len(results) == 1
+
+
+def test_teacher_frozen_and_adapters_trained(workdir, tiny_data, tiny_teacher):
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    from yolo_kd.criterion import KDCriterion
+
+    t, batch = _setup(workdir, tiny_data, tiny_teacher, "grads", kd_warmup=0)
+    student = unwrap_model(t.model)
+    assert isinstance(student.criterion, KDCriterion)
+    assert all(not p.requires_grad for p in t.teacher.model.parameters())
+    assert not any(p is q for p in t.teacher.model.parameters() for q in student.parameters())
+    assert "criterion" not in vars(t.ema.ema) or not isinstance(t.ema.ema.criterion, KDCriterion)
+    before = {k: v.clone() for k, v in t.teacher.model.state_dict().items()}
+    loss, items = t.model(batch)
+    loss.sum().backward()
+    assert all(p.grad is None for p in t.teacher.model.parameters())
+    opt_params = {id(p) for g in t.optimizer.param_groups for p in g["params"]}
+    kd_params = list(t.distiller.parameters())
+    assert kd_params and all(id(p) in opt_params for p in kd_params)
+    assert sum(p.grad.abs().sum() for p in kd_params if p.grad is not None) > 0
+    t.optimizer_step()
+    after = t.teacher.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # bit-identical, BN buffers included
+    assert set(items) >= {"box_loss", "cls_loss", "dfl_loss", "fr_loss", "tckd_loss"}
+
+
+def test_kd_with_zero_weights_equals_plain_yolo_loss(workdir, tiny_data, tiny_teacher):
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    zero = dict(fr=0, sam=0, fam=0, tckd=0, nckd=0, bgkd=0, ld=0)
+    t, batch = _setup(workdir, tiny_data, tiny_teacher, "zero", **zero)
+    student = unwrap_model(t.model)
+    assert t.distiller.terms == ()
+    preds = student(batch["img"])
+    kd_loss, kd_items = student.loss(batch, preds)
+    plain_loss, plain_items = student.init_criterion()(preds, batch)  # what DetectionTrainer computes
+    assert torch.allclose(kd_loss.sum(), plain_loss.sum())
+    assert kd_items.keys() == plain_items.keys()
+
+
+def test_onnx_export_matches_pytorch(cli_run):
+    from yolo_kd.export import export
+
+    f, diff = export(cli_run / "weights" / "best.pt", format="onnx", imgsz=IMGSZ)
+    assert f.endswith(".onnx")
+    assert diff < 1e-3
