@@ -32,7 +32,7 @@ def tiny_teacher(workdir, tiny_data) -> str:
     """A yolov8s teacher trained for 1 epoch (wider than the yolov8n student, so adapters are exercised)."""
     from yolo_kd.runs import train_teacher
 
-    return str(train_teacher("yolov8s.yaml", tiny_data, workdir / "runs" / "teacher", epochs=1, imgsz=IMGSZ,
+    return str(train_teacher("yolov8s.yaml", workdir / "runs" / "teacher", data=tiny_data, epochs=1, imgsz=IMGSZ,
                              batch=8, device="cpu", plots=False, workers=0))
 
 

@@ -46,10 +46,19 @@ def test_feature_resampling_zero_when_generation_reproduces_teacher():
     t = feats([8, 8, 8])
     m = FeatureResampling([8, 8, 8], [8, 8, 8], mask_ratio=0.0)
     for l in range(3):
-        identity_(m.align[l])
         m.generate[l] = nn.Identity()
     assert m([standardize(x) for x in t], t).item() == pytest.approx(0.0, abs=1e-6)
     assert m([standardize(x) * 2 for x in t], t).item() > 0.1
+
+
+@pytest.mark.parametrize("teacher_width", [False, True])
+def test_feature_resampling_maps_student_to_teacher_channels(teacher_width):
+    s, t = feats(WIDTHS["v8n"], grad=True), feats(WIDTHS["v8l"])
+    m = FeatureResampling(WIDTHS["v8n"], WIDTHS["v8l"], teacher_width=teacher_width)
+    loss = m(s, t)
+    loss.backward()
+    assert loss.ndim == 0 and loss > 0 and all(x.grad is not None for x in s)
+    assert m.generate[0][-1].out_channels == 256 and m.generate[0][0].in_channels == (256 if teacher_width else 64)
 
 
 @pytest.mark.parametrize("fill", ["zero", "resample"])

@@ -42,17 +42,26 @@ def _as_list(v) -> list:
     return [x.strip() for x in v.split(",")] if isinstance(v, str) else list(v)
 
 
+def read_preset(preset: str) -> dict:
+    """Bench keys of a preset YAML; `base: <preset>` extends another one."""
+    from .config import find_preset
+
+    values = yaml.safe_load(find_preset(preset).read_text()) or {}
+    base = values.pop("base", None)
+    return {**read_preset(base), **values} if base else values
+
+
 def load_settings(preset: str | None = None, **overrides) -> dict:
     """BENCH defaults < preset YAML < explicit keys."""
     cfg = dict(BENCH)
     if preset:
-        from .config import find_preset
-
-        cfg.update(yaml.safe_load(find_preset(preset).read_text()) or {})
+        cfg.update(read_preset(preset))
     unknown = set(overrides) - set(BENCH)
     if unknown:
         raise KeyError(f"unknown bench keys {sorted(unknown)}; valid: {sorted(BENCH)}")
     cfg.update(overrides)
+    if isinstance(cfg["dataset"], str):  # from the CLI: dataset="{train: 300, imgsz: 96}"
+        cfg["dataset"] = {**BENCH["dataset"], **yaml.safe_load(cfg["dataset"])}
     cfg["methods"] = _as_list(cfg["methods"])
     seeds = cfg["seeds"]
     cfg["seeds"] = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in _as_list(seeds)]

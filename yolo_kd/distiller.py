@@ -72,7 +72,7 @@ class Distiller(nn.Module):
         self.ld = LocalizationDistillation(reg_max, cfg.ld_temp) if "ld_loss" in w else None
         self.mimic = FeatureMimic(s_channels, t_channels) if "mimic_loss" in w else None
         self.cwd = ChannelWiseDistillation(s_channels, t_channels, cfg.cwd_temp) if "cwd_loss" in w else None
-        self.mgd = FeatureResampling(s_channels, t_channels, cfg.mgd_mask) if "mgd_loss" in w else None
+        self.mgd = FeatureResampling(s_channels, t_channels, cfg.mgd_mask, teacher_width=True) if "mgd_loss" in w else None
         self.logit_kd = SigmoidLogitDistillation(cfg.kd_temp) if "kd_loss" in w else None
         self.uses_sam_weights = cfg.method == "paper" and bool(cfg.sam_weighting) and (self.fr or self.fam)
 

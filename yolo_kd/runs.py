@@ -37,7 +37,7 @@ def count_params(weights: str | Path) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def train_teacher(model: str, data: str, run_dir: str | Path, **kw) -> Path:
+def train_teacher(model: str, run_dir: str | Path, **kw) -> Path:
     """Train (or reuse, when finished) a teacher from a model YAML with plain Ultralytics; return best.pt."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
@@ -46,7 +46,7 @@ def train_teacher(model: str, data: str, run_dir: str | Path, **kw) -> Path:
     run_dir = Path(run_dir)
     if is_finished(run_dir, kw.get("epochs", 100)):
         return run_dir / "weights" / "best.pt"
-    t = DetectionTrainer(overrides=dict(model=model, data=data, project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **kw))
+    t = DetectionTrainer(overrides=dict(model=model, project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **kw))
     if t.device.type == "cpu":
         t.add_callback("on_train_start", lambda tr: use_all_cpu_cores())
     t.train()

@@ -48,6 +48,9 @@ def conv1x1(c_in: int, c_out: int) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel_size=1)
 
 
-def generation_block(c: int) -> nn.Sequential:
-    """MGD generation block conv3x3-ReLU-conv3x3, (B, c, H, W) -> same."""
-    return nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1))
+def generation_block(c: int, c_out: int | None = None) -> nn.Sequential:
+    """MGD generation block. (B, c, H, W) -> (B, c_out, H, W): conv3x3-ReLU-conv3x3 at width c when c_out is None
+    (MGD's design), else conv3x3-ReLU-conv1x1 whose last layer projects to c_out (cheap when c << c_out)."""
+    if c_out is None:
+        return nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1))
+    return nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, c_out, 1))

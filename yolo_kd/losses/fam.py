@@ -42,6 +42,14 @@ class FeatureAlignmentModule(nn.Module):
         self.key = nn.ModuleList(nn.Linear(c, dim) for c in t_channels)
         self.scale = 1 / math.sqrt(dim)
 
+    def align_pair(self, s: torch.Tensor, i: int, j: int, size) -> torch.Tensor:
+        """Student level i -> teacher level j: 1x1 conv and resize, done at the smaller of the two resolutions
+        (a 1x1 conv commutes with average pooling and bilinear resizing)."""
+        conv = self.align[f"{i}_{j}"]
+        if s.shape[-2] * s.shape[-1] > size[0] * size[1]:
+            return conv(resize_to(s, size))
+        return resize_to(conv(s), size)
+
     def attention(self, s_feats: list, t_feats: list) -> list[torch.Tensor]:
         """Per student level, (B, len(matches[i])) weights over its teacher levels; each row sums to 1."""
         keys = [self.key[j](t.float().mean(dim=(2, 3))) for j, t in enumerate(t_feats)]  # (B, d)
@@ -60,7 +68,7 @@ class FeatureAlignmentModule(nn.Module):
         for i, s in enumerate(s_feats):
             per_level = []
             for j in self.matches[i]:
-                aligned = resize_to(self.align[f"{i}_{j}"](s), t_feats[j].shape[-2:])
+                aligned = self.align_pair(s, i, j, t_feats[j].shape[-2:])
                 per_level.append(weighted_mse(aligned, targets[j], None if weights is None else weights[j]))
             losses.append((alphas[i] * torch.stack(per_level, 1)).sum(1).mean())  # (B, M) -> scalar
         return torch.stack(losses).mean()

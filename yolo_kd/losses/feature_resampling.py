@@ -1,14 +1,17 @@
 """Feature resampling distillation (paper idea 1; MGD, Yang et al., ECCV 2022).
 
-Per level l: the student feature S_l (B, Cs, H, W) is aligned to the teacher's channels by a 1x1 conv, a random
-fraction `mask_ratio` of its positions is dropped (`fill="zero"`, as MGD) or replaced by the features of other,
-randomly drawn positions of the same map (`fill="resample"`), and a generation block G (conv3x3-ReLU-conv3x3) must
-re-create the standardised teacher feature from what is left:
+Per level l: a random fraction `mask_ratio` of the positions of the student feature S_l (B, Cs, H, W) is dropped
+(`fill="zero"`, as MGD) or replaced by the features of other, randomly drawn positions of the same map
+(`fill="resample"`), and a generation block G must re-create the standardised teacher feature from what is left:
 
-    L_fr = mean_l  sum_hw w_l(h,w) * mean_c (G(M(A(S_l))) - std(T_l))^2 / sum_hw w_l(h,w)
+    L_fr = mean_l  sum_hw w_l(h,w) * mean_c (G(M(S_l)) - std(T_l))^2 / sum_hw w_l(h,w)
 
 with w_l the SAM weights (uniform when SAM is off). The student learns to *produce* teacher features from partial
-evidence rather than copy them position by position. Used with uniform weights it is the `mgd` peer.
+evidence rather than copy them position by position.
+
+The paper's variant generates at the student's width (conv3x3 Cs->Cs, ReLU, conv1x1 Cs->Ct), so its cost scales
+with the small student, not the teacher. `teacher_width=True` is MGD as published (1x1 align Cs->Ct, mask, then
+conv3x3-ReLU-conv3x3 at Ct), used by the `mgd` peer.
 """
 
 from __future__ import annotations
@@ -36,11 +39,22 @@ def random_mask(x: torch.Tensor, ratio: float, fill: str = "zero") -> torch.Tens
 class FeatureResampling(nn.Module):
     """Masked/resampled generative feature distillation over all levels."""
 
-    def __init__(self, s_channels: list[int], t_channels: list[int], mask_ratio: float = 0.65, fill: str = "zero"):
+    def __init__(
+        self,
+        s_channels: list[int],
+        t_channels: list[int],
+        mask_ratio: float = 0.65,
+        fill: str = "zero",
+        teacher_width: bool = False,
+    ):
         super().__init__()
         self.mask_ratio, self.fill = mask_ratio, fill
-        self.align = nn.ModuleList(conv1x1(cs, ct) for cs, ct in zip(s_channels, t_channels))
-        self.generate = nn.ModuleList(generation_block(ct) for ct in t_channels)
+        if teacher_width:  # MGD: align, mask, generate at teacher width
+            self.align = nn.ModuleList(conv1x1(cs, ct) for cs, ct in zip(s_channels, t_channels))
+            self.generate = nn.ModuleList(generation_block(ct) for ct in t_channels)
+        else:  # mask and generate at student width, project to the teacher's channels last
+            self.align = nn.ModuleList(nn.Identity() for _ in s_channels)
+            self.generate = nn.ModuleList(generation_block(cs, ct) for cs, ct in zip(s_channels, t_channels))
 
     def forward(self, s_feats: list, t_feats: list, weights: list | None = None) -> torch.Tensor:
         """Return the scalar loss; `weights` are optional (B, 1, H_l, W_l) spatial weights per level."""
