@@ -37,5 +37,6 @@ def tiny_teacher(workdir, tiny_data) -> str:
 
 
 def tiny_overrides(workdir: Path, tiny_data: str, tiny_teacher: str, name: str, **kw) -> dict:
-    return dict(model="yolov8n.yaml", teacher=tiny_teacher, data=tiny_data, epochs=1, imgsz=IMGSZ, batch=8,
-                device="cpu", plots=False, project=str(workdir / "runs"), name=name, exist_ok=True, **kw)
+    base = dict(model="yolov8n.yaml", teacher=tiny_teacher, data=tiny_data, epochs=1, imgsz=IMGSZ, batch=8,
+                device="cpu", plots=False, project=str(workdir / "runs"), name=name, exist_ok=True)
+    return {**base, **kw}

@@ -83,6 +83,20 @@ def load_teacher(path: str | Path, nc: int | None = None) -> DetectionModel:
     return model.float()
 
 
+def check_levels(teacher: nn.Module, student: str | Path | nn.Module) -> None:
+    """Raise TeacherError unless teacher and student heads have the same strides (P3/P4/P5...), so levels match.
+
+    `student` is a model, a checkpoint path or a model YAML (built on CPU to read its strides)."""
+    if not isinstance(student, nn.Module):
+        student = load_checkpoint(student)[0] if str(student).endswith(".pt") else DetectionModel(str(student), verbose=False)
+    t, s = detect_head(teacher).stride, detect_head(student).stride
+    if t.shape != s.shape or not torch.equal(t.cpu(), s.cpu()):
+        raise TeacherError(
+            f"teacher head strides {t.tolist()} differ from the student's {s.tolist()}: feature levels cannot be "
+            f"matched; use a teacher and student with the same detection levels"
+        )
+
+
 class Teacher:
     """A frozen teacher in eval mode that returns its Detect-head inputs (captured by forward hooks on the layers in
     `Detect.f`) and raw head outputs for a batch of images."""

@@ -35,7 +35,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 from .config import KDConfig, split_overrides
 from .criterion import KDCriterion
 from .distiller import Distiller
-from .teacher import Teacher, TeacherError, detect_head, head_outputs, load_teacher
+from .teacher import Teacher, TeacherError, check_levels, detect_head, head_outputs, load_teacher
 
 
 class _StudentWithKD(nn.Module):
@@ -63,6 +63,8 @@ class KDTrainer(DetectionTrainer):
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
         ul, kd = split_overrides(overrides)
+        if ul.get("resume") is True and str(ul.get("model", "")).endswith(".pt"):
+            ul["resume"] = ul["model"]  # `resume=True model=last.pt`, as with `yolo train resume model=...`
         if ul.get("resume"):
             kd = {**self._kd_settings_from_checkpoint(ul), **{k: v for k, v in kd.items() if k == "teacher"}}
         self.kd_cfg = KDConfig.from_overrides(kd)
@@ -71,8 +73,11 @@ class KDTrainer(DetectionTrainer):
             if not self.kd_cfg.teacher:
                 raise TeacherError(f"method={self.kd_cfg.method} needs a teacher: pass teacher=path/to/teacher.pt")
             self.teacher_model = load_teacher(self.kd_cfg.teacher)
-            if ul.get("data") and not ul.get("resume"):
-                self._check_teacher_classes(check_det_dataset(ul["data"]))
+            if not ul.get("resume"):
+                if ul.get("model"):
+                    check_levels(self.teacher_model, ul["model"])
+                if ul.get("data"):
+                    self._check_teacher_classes(check_det_dataset(ul["data"]))
         super().__init__(cfg, ul, _callbacks)
         self.teacher = None  # Teacher on the training device, built in build_optimizer
         self.distiller = None
@@ -85,13 +90,16 @@ class KDTrainer(DetectionTrainer):
     # ------------------------------------------------------------------ checks
     @staticmethod
     def _kd_settings_from_checkpoint(ul: dict) -> dict:
-        """KD settings recorded in the checkpoint being resumed."""
+        """KD settings recorded in the checkpoint being resumed, else in its run's kd.yaml."""
         resume = ul["resume"]
         path = resume if isinstance(resume, (str, Path)) and Path(resume).exists() else ul.get("model")
         if not path or not Path(path).exists():
             return {}
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        return dict((ckpt.get("kd") or {}).get("cfg") or {})
+        if (ckpt.get("kd") or {}).get("cfg"):
+            return dict(ckpt["kd"]["cfg"])
+        run_cfg = Path(path).resolve().parents[1] / "kd.yaml"  # killed between the two checkpoint writes
+        return yaml.safe_load(run_cfg.read_text()) if run_cfg.exists() else {}
 
     def _check_teacher_classes(self, data: dict) -> None:
         """Refuse a teacher whose classes differ from the data unless allow_class_mismatch=True."""
@@ -113,12 +121,8 @@ class KDTrainer(DetectionTrainer):
         """Put the teacher on the student's device and build the Distiller from both models' feature shapes."""
         student = unwrap_model(self.model)
         self.teacher = Teacher(self.teacher_model, self.device)
+        check_levels(self.teacher.model, student)
         s_head = detect_head(student)
-        if not torch.equal(self.teacher.stride.cpu(), s_head.stride.cpu()):
-            raise TeacherError(
-                f"teacher strides {self.teacher.stride.tolist()} differ from the student's {s_head.stride.tolist()}: "
-                f"levels cannot be matched"
-            )
         probe = torch.zeros(1, self.data.get("channels", 3), 64, 64, device=self.device)
         was_training = student.training
         student.eval()
@@ -195,8 +199,10 @@ class KDTrainer(DetectionTrainer):
         ckpt["kd"] = self.kd_state()
         buffer = io.BytesIO()
         torch.save(ckpt, buffer)
-        for f in written:
-            f.write_bytes(buffer.getvalue())
+        for f in written:  # atomic replace: a kill leaves the previous complete file
+            tmp = f.with_suffix(".tmp")
+            tmp.write_bytes(buffer.getvalue())
+            os.replace(tmp, f)
         return saved
 
     def resume_training(self, ckpt):
@@ -206,6 +212,8 @@ class KDTrainer(DetectionTrainer):
             if state:
                 self.distiller.load_state_dict(state)
                 LOGGER.info(f"{colorstr('KD:')} restored KD modules from {self.args.model}")
+            else:
+                LOGGER.warning(f"{colorstr('KD:')} {self.args.model} holds no KD modules: they restart from scratch")
         super().resume_training(ckpt)
 
     # ------------------------------------------------------------------ DDP

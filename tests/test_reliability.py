@@ -1,0 +1,156 @@
+"""Bad inputs fail before anything is written; NaN KD terms are dropped; resume after SIGKILL; DDP relaunch."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import tiny_overrides
+
+
+def _kd_trainer(**kw):
+    from yolo_kd import KDTrainer
+
+    return KDTrainer(overrides=kw)
+
+
+@pytest.fixture()
+def bad(workdir, tiny_data, tiny_teacher):
+    """Overrides for a run named 'bad-<case>' and a check that no weights were written for it."""
+
+    def make(case, **kw):
+        return tiny_overrides(workdir, tiny_data, tiny_teacher, f"bad-{case}", **kw)
+
+    yield make
+    assert not list((workdir / "runs").glob("bad-*/weights/*.pt"))
+
+
+def _raises(overrides, match, exc=Exception):
+    with pytest.raises(exc, match=match):
+        _kd_trainer(**overrides)
+    run_dir = __import__("pathlib").Path(overrides["project"]) / overrides["name"]
+    assert not run_dir.exists(), f"{run_dir} was created"
+
+
+def test_missing_teacher(bad):
+    _raises(bad("missing", teacher="no/such/teacher.pt"), "not found.*train a teacher first")
+
+
+def test_corrupt_teacher(bad, tmp_path):
+    f = tmp_path / "corrupt.pt"
+    f.write_bytes(b"not a checkpoint")
+    _raises(bad("corrupt", teacher=str(f)), "could not be loaded")
+
+
+def test_teacher_not_a_detector(bad, tmp_path):
+    from ultralytics.nn.tasks import ClassificationModel
+
+    f = tmp_path / "cls.pt"
+    torch.save({"model": ClassificationModel("yolov8n-cls.yaml", nc=6, verbose=False)}, f)
+    _raises(bad("cls", teacher=str(f)), "no Detect head")
+
+
+def test_teacher_classes_differ_from_data(bad, workdir):
+    from yolo_kd.datasets.shapes import generate
+
+    other = generate(root=str(workdir / "data3"), train=4, val=2, imgsz=64)
+    text = other.read_text().replace("circle", "disc")
+    other.write_text(text)
+    _raises(bad("names", data=str(other)), "teacher classes .* differ .*allow_class_mismatch=True")
+
+
+def test_stride_mismatch(bad):
+    _raises(bad("stride", model="yolov8n-p2.yaml"), "strides .* differ")
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"sam_tmp": 1}, "'sam_tmp' is not a valid .*Did you mean 'sam_temp'"),
+        ({"tckd": -1}, "'tckd=-1.0' must be a non-negative"),
+        ({"fam": "abc"}, "'fam=abc' must be a number"),
+        ({"method": "fitnet"}, "'method=fitnet' is not one of"),
+        ({"fr_mask": 1.5}, "must lie in"),
+        ({"teacher": None}, "needs a teacher"),
+    ],
+)
+def test_bad_kd_keys(bad, kw, match):
+    _raises({**bad("key"), **kw}, match)
+
+
+def test_cli_error_is_one_line(workdir, tiny_data):
+    r = subprocess.run([sys.executable, "-m", "yolo_kd.cli", "train", "model=yolov8n.yaml", f"data={tiny_data}",
+                        "teacher=missing.pt", f"project={workdir / 'runs'}", "name=bad-cli"], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip().startswith("yolo-kd: error: teacher 'missing.pt' not found")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_non_finite_kd_term_falls_back_to_yolo_loss(workdir, tiny_data, tiny_teacher):
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    t = _kd_trainer(**tiny_overrides(workdir, tiny_data, tiny_teacher, "nan", kd_warmup=0))
+    t._setup_train()
+    batch = t.preprocess_batch(next(iter(t.train_loader)))
+    student = unwrap_model(t.model)
+    t.distiller.fam.forward = lambda *a, **k: torch.tensor(float("nan"))
+    preds = student(batch["img"])
+    loss, items = student.loss(batch, preds)
+    plain, _ = student.criterion.base(preds, batch)
+    assert torch.isfinite(loss).all()
+    assert torch.allclose(loss.sum(), plain.sum())
+    assert student.criterion.skipped == 1 and items["fam_loss"] == 0
+
+
+def test_resume_after_sigkill(workdir, tiny_data, tiny_teacher):
+    o = tiny_overrides(workdir, tiny_data, tiny_teacher, "resume", epochs=3, kd_warmup=0, save_period=1)
+    run = workdir / "runs" / "resume"
+    p = subprocess.Popen([sys.executable, "-m", "yolo_kd.cli", "train", *[f"{k}={v}" for k, v in o.items()]])
+    deadline = time.time() + 300
+    ckpt = {}
+    while "kd" not in ckpt and time.time() < deadline and p.poll() is None:  # first complete checkpoint
+        time.sleep(0.1)
+        try:
+            ckpt = torch.load(run / "weights" / "last.pt", map_location="cpu", weights_only=False)
+        except (FileNotFoundError, RuntimeError, EOFError):
+            pass
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert ckpt["epoch"] < 2 and ckpt["kd"]["state"]  # killed before the end, KD modules saved
+    subprocess.run([sys.executable, "-m", "yolo_kd.cli", "train", "resume=True", f"model={run / 'weights' / 'last.pt'}"],
+                   check=True)
+    rows = [{k.strip(): float(v) for k, v in r.items()} for r in csv.DictReader(open(run / "results.csv"))]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert all(r["train/fr_loss"] > 0 and r["train/nckd_loss"] > 0 for r in rows)
+
+
+def test_ddp_relaunch_rebuilds_kd_trainer(workdir, tiny_data, tiny_teacher):
+    """The script Ultralytics generates for DDP ranks reconstructs a KDTrainer with identical KD settings."""
+    from ultralytics.utils import DEFAULT_CFG_DICT
+    from ultralytics.utils.dist import generate_ddp_file
+    from ultralytics.utils.patches import torch_load
+
+    t = _kd_trainer(**tiny_overrides(workdir, tiny_data, tiny_teacher, "ddp", kd="paper", fam=0.5))
+    with t._kd_keys_in_args():
+        file = generate_ddp_file(t)
+    assert not hasattr(t.args, "fam")  # the parent's Ultralytics args stay clean
+    assert "trainer.train()" in open(file).read()
+    state = torch_load(file.replace(".py", ".pt"), map_location="cpu")
+    rank = state["trainer"](cfg={**DEFAULT_CFG_DICT, "save_dir": ""}, overrides=state["args"], _callbacks=state["callbacks"])
+    assert type(rank).__name__ == "KDTrainer"
+    assert rank.kd_cfg.as_dict() == t.kd_cfg.as_dict() and rank.kd_cfg.fam == 0.5
+    assert rank.teacher_model is not None and rank.teacher_model is not t.teacher_model  # reloaded from its path
+    os.remove(file)
+    os.remove(file.replace(".py", ".pt"))
+
+
+def test_yolo26_end_to_end_student(workdir, tiny_data, tiny_teacher):
+    t = _kd_trainer(**tiny_overrides(workdir, tiny_data, tiny_teacher, "e2e", model="yolo26n.yaml", kd_warmup=0))
+    t.train()
+    row = next(csv.DictReader(open(workdir / "runs" / "e2e" / "results.csv")))
+    assert float(row["train/fr_loss".rjust(len("train/fr_loss"))]) > 0

@@ -1,0 +1,65 @@
+"""`yolo-kd attention`: for a few validation images, save the teacher's spatial attention, the ground-truth foreground
+mask and the student's spatial attention side by side (one PNG per image), at one feature level."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .losses.spatial_attention import foreground_maps, spatial_attention
+from .teacher import head_outputs, load_teacher
+
+
+def _load_image(file: Path, imgsz: int) -> tuple[np.ndarray, torch.Tensor]:
+    """Image resized to imgsz x imgsz (RGB uint8) and as a (1, 3, imgsz, imgsz) float tensor in [0, 1]."""
+    img = cv2.cvtColor(cv2.resize(cv2.imread(str(file)), (imgsz, imgsz)), cv2.COLOR_BGR2RGB)
+    return img, torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+
+
+def _labels(file: Path) -> torch.Tensor:
+    """(N, 5) cls, cx, cy, w, h from a YOLO label file (normalised, so valid after a square resize)."""
+    from ultralytics.data.utils import img2label_paths
+
+    lab = Path(img2label_paths([str(file)])[0])
+    return torch.tensor(np.loadtxt(lab, ndmin=2), dtype=torch.float32) if lab.exists() and lab.read_text().strip() else torch.zeros(0, 5)
+
+
+def save_attention_maps(
+    model: str, teacher: str, data: str, n: int = 4, imgsz: int = 640, level: int = 0, temp: float = 0.5, save_dir: str | None = None
+) -> Path:
+    """Write attention_<i>.png for the first `n` validation images of `data`; return the output directory."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ultralytics.data.utils import check_det_dataset
+    from ultralytics.nn.tasks import load_checkpoint
+
+    student = load_checkpoint(model)[0].float().eval()
+    t_model = load_teacher(teacher).eval()
+    val = Path(check_det_dataset(data)["val"])
+    files = sorted(p for p in (val.rglob("*") if val.is_dir() else []) if p.suffix.lower() in {".jpg", ".png", ".jpeg"})[:n]
+    out = Path(save_dir) if save_dir else Path(model).resolve().parents[1] / "attention"
+    out.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(files):
+        img, x = _load_image(f, imgsz)
+        with torch.no_grad():
+            t_feat = head_outputs(t_model(x)).feats[level]
+            s_feat = head_outputs(student(x)).feats[level]
+        lab = _labels(f)
+        fg = foreground_maps({"bboxes": lab[:, 1:], "batch_idx": torch.zeros(len(lab))}, [tuple(t_feat.shape[-2:])], 1)[0]
+        panels = [("image", img), ("teacher attention", spatial_attention(t_feat, temp)[0, 0]),
+                  ("GT foreground", fg[0, 0]), ("student attention", spatial_attention(s_feat, temp)[0, 0])]
+        fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
+        for ax, (title, im) in zip(axes, panels):
+            ax.imshow(im if isinstance(im, np.ndarray) else im.numpy(), cmap=None if title == "image" else "viridis")
+            ax.set_title(title)
+            ax.axis("off")
+        fig.tight_layout()
+        fig.savefig(out / f"attention_{i}.png", dpi=100)
+        plt.close(fig)
+    return out
