@@ -24,7 +24,8 @@ def _setup(workdir, tiny_data, tiny_teacher, name, **kw):
 @pytest.fixture(scope="module")
 def cli_run(workdir, tiny_data, tiny_teacher):
     """`yolo-kd train kd=cfg/paper.yaml ...` for 1 epoch; returns its run directory."""
-    args = [f"{k}={v}" for k, v in tiny_overrides(workdir, tiny_data, tiny_teacher, "cli", kd="paper", kd_warmup=0).items()]
+    o = tiny_overrides(workdir, tiny_data, tiny_teacher, "cli", kd="paper", kd_warmup=0, plots=True)
+    args = [f"{k}={v}" for k, v in o.items()]
     subprocess.run([sys.executable, "-m", "yolo_kd.cli", "train", *args], check=True)
     return workdir / "runs" / "cli"
 
@@ -39,6 +40,15 @@ def test_cli_train_logs_kd_columns(cli_run):
         assert math.isfinite(v) and v > 0, c
         assert f"val/{c}" in row  # same columns in validation
     assert (cli_run / "kd.yaml").exists()
+    assert (cli_run / "results.png").stat().st_size > 0
+
+
+def test_attention_maps_are_saved(cli_run, tiny_data, tiny_teacher, tmp_path):
+    from yolo_kd.visualize import save_attention_maps
+
+    out = save_attention_maps(model=str(cli_run / "weights" / "best.pt"), teacher=tiny_teacher, data=tiny_data, n=2,
+                              imgsz=IMGSZ, save_dir=str(tmp_path))
+    assert sorted(p.name for p in out.glob("*.png")) == ["attention_0.png", "attention_1.png"]
 
 
 def test_checkpoint_holds_the_student_only_and_loads_in_plain_ultralytics(cli_run, tiny_data, tiny_teacher):
@@ -54,6 +64,7 @@ def test_checkpoint_holds_the_student_only_and_loads_in_plain_ultralytics(cli_ru
     assert not any(hasattr(model, a) for a in ("teacher", "teacher_model", "distiller"))
     assert getattr(model, "criterion", None) is None
     assert ckpt["kd"]["cfg"]["method"] == "paper" and ckpt["kd"]["teacher"] == tiny_teacher
+    assert ckpt["kd"]["state"] is None  # KD modules are only kept while a run can still be resumed
     metrics = YOLO(str(cli_run / "weights" / "best.pt")).val(data=tiny_data, imgsz=IMGSZ, batch=8, plots=False)
     assert 0 <= metrics.box.map <= 1
     results = YOLO(str(cli_run / "weights" / "best.pt")).predict(torch.rand(1, 3, IMGSZ, IMGSZ), verbose=False)

@@ -23,6 +23,8 @@ from .losses import (
     foreground_maps,
     spatial_weights,
 )
+from .losses.common import standardize
+from .losses.spatial_attention import spatial_attention
 from .teacher import HeadOutputs
 
 # method -> {column: config key holding its weight}
@@ -103,16 +105,19 @@ class Distiller(nn.Module):
         """
         s_feats, t_feats = student.feats, [t.detach() for t in teacher.feats]
         raw = {}
-        weights = None
+        weights, t_attention = None, None
+        targets = [standardize(t) for t in t_feats] if (self.fr or self.fam) else None  # shared by FR and FAM
+        if self.sam is not None or self.uses_sam_weights:
+            t_attention = [spatial_attention(t, self.cfg.sam_temp) for t in t_feats]
         if self.uses_sam_weights:
             fg = foreground_maps(batch, [tuple(t.shape[-2:]) for t in t_feats], t_feats[0].shape[0])
-            weights = spatial_weights(t_feats, fg, self.cfg.sam_temp, self.cfg.sam_bg)
+            weights = spatial_weights(t_attention, fg, self.cfg.sam_bg)
         if self.fr is not None:
-            raw["fr_loss"] = self.fr(s_feats, t_feats, weights)
+            raw["fr_loss"] = self.fr(s_feats, t_feats, weights, targets)
         if self.sam is not None:
-            raw["sam_loss"] = self.sam(s_feats, t_feats)
+            raw["sam_loss"] = self.sam(s_feats, t_feats, t_attention)
         if self.fam is not None:
-            raw["fam_loss"] = self.fam(s_feats, t_feats, weights)
+            raw["fam_loss"] = self.fam(s_feats, t_feats, weights, targets)
         if self.dkd is not None:
             parts = self.dkd(student.scores, teacher.scores.detach(), fg_mask, labels)
             raw.update({f"{k}_loss": v for k, v in parts.items() if f"{k}_loss" in self.weights})

@@ -205,6 +205,19 @@ class KDTrainer(DetectionTrainer):
             os.replace(tmp, f)
         return saved
 
+    def final_eval(self):
+        """Drop the KD module weights from the finished last.pt/best.pt (only resume needs them; settings stay),
+        then Ultralytics' final evaluation, which strips the optimizer."""
+        for f in (self.last, self.best):
+            if RANK in {-1, 0} and f.exists():
+                ckpt = torch.load(f, map_location="cpu", weights_only=False)
+                if (ckpt.get("kd") or {}).get("state") is not None:
+                    ckpt["kd"]["state"] = None
+                    tmp = f.with_suffix(".tmp")
+                    torch.save(ckpt, tmp)
+                    os.replace(tmp, f)
+        super().final_eval()
+
     def resume_training(self, ckpt):
         """Ultralytics' resume, plus the Distiller weights (their optimizer state is in the shared optimizer)."""
         if ckpt is not None and self.resume and self.distiller is not None:

@@ -11,9 +11,8 @@ def standardize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Zero-mean, unit-variance per sample and channel over H, W (as in PKD), so losses do not depend on the
     feature scale of a model family, its channel count or resolution. (B, C, H, W) -> same, float32."""
     x = x.float()
-    mean = x.mean(dim=(2, 3), keepdim=True)
-    std = x.std(dim=(2, 3), keepdim=True, unbiased=False)
-    return (x - mean) / (std + eps)
+    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)  # one pass; much faster than .std()
+    return (x - mean) * torch.rsqrt(var + eps)
 
 
 def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:

@@ -60,10 +60,11 @@ class FeatureAlignmentModule(nn.Module):
             out.append(logits.softmax(1))
         return out
 
-    def forward(self, s_feats: list, t_feats: list, weights: list | None = None) -> torch.Tensor:
-        """Scalar one-to-many alignment loss; `weights` are optional (B, 1, H_j, W_j) spatial weights per level."""
+    def forward(self, s_feats: list, t_feats: list, weights: list | None = None, targets: list | None = None) -> torch.Tensor:
+        """Scalar one-to-many alignment loss; `weights` are optional (B, 1, H_j, W_j) spatial weights per level,
+        `targets` the standardised teacher features if already computed."""
         alphas = self.attention(s_feats, t_feats)
-        targets = [standardize(t) for t in t_feats]
+        targets = targets or [standardize(t) for t in t_feats]
         losses = []
         for i, s in enumerate(s_feats):
             per_level = []

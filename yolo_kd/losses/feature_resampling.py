@@ -56,10 +56,12 @@ class FeatureResampling(nn.Module):
             self.align = nn.ModuleList(nn.Identity() for _ in s_channels)
             self.generate = nn.ModuleList(generation_block(cs, ct) for cs, ct in zip(s_channels, t_channels))
 
-    def forward(self, s_feats: list, t_feats: list, weights: list | None = None) -> torch.Tensor:
-        """Return the scalar loss; `weights` are optional (B, 1, H_l, W_l) spatial weights per level."""
+    def forward(self, s_feats: list, t_feats: list, weights: list | None = None, targets: list | None = None) -> torch.Tensor:
+        """Return the scalar loss; `weights` are optional (B, 1, H_l, W_l) spatial weights per level, `targets` the
+        standardised teacher features if already computed."""
+        targets = targets or [standardize(t) for t in t_feats]
         losses = []
-        for l, (s, t) in enumerate(zip(s_feats, t_feats)):
+        for l, s in enumerate(s_feats):
             gen = self.generate[l](random_mask(self.align[l](s), self.mask_ratio, self.fill))
-            losses.append(weighted_mse(gen, standardize(t), None if weights is None else weights[l]).mean())
+            losses.append(weighted_mse(gen, targets[l], None if weights is None else weights[l]).mean())
         return torch.stack(losses).mean()

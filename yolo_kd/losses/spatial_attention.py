@@ -50,9 +50,9 @@ def foreground_maps(batch: dict, shapes: list[tuple[int, int]], batch_size: int)
     return out
 
 
-def spatial_weights(t_feats: list, fg_maps: list, temp: float, bg: float) -> list[torch.Tensor]:
-    """SAM weights w_l = A_T * (F + bg * (1 - F)), one (B, 1, H, W) map per level."""
-    return [spatial_attention(t, temp) * (f + bg * (1 - f)) for t, f in zip(t_feats, fg_maps)]
+def spatial_weights(t_attention: list, fg_maps: list, bg: float) -> list[torch.Tensor]:
+    """SAM weights w_l = A_T * (F + bg * (1 - F)) from teacher attention maps, one (B, 1, H, W) map per level."""
+    return [a * (f + bg * (1 - f)) for a, f in zip(t_attention, fg_maps)]
 
 
 class SpatialAttention(nn.Module):
@@ -63,10 +63,8 @@ class SpatialAttention(nn.Module):
         self.temp = temp
         self.align = nn.ModuleList(conv1x1(cs, ct) for cs, ct in zip(s_channels, t_channels))
 
-    def forward(self, s_feats: list, t_feats: list) -> torch.Tensor:
+    def forward(self, s_feats: list, t_feats: list, t_attention: list | None = None) -> torch.Tensor:
         """Scalar mean absolute difference between student and teacher attention maps over levels."""
-        losses = [
-            (spatial_attention(self.align[l](s), self.temp) - spatial_attention(t, self.temp)).abs().mean()
-            for l, (s, t) in enumerate(zip(s_feats, t_feats))
-        ]
+        t_attention = t_attention or [spatial_attention(t, self.temp) for t in t_feats]
+        losses = [(spatial_attention(self.align[l](s), self.temp) - t_attention[l]).abs().mean() for l, s in enumerate(s_feats)]
         return torch.stack(losses).mean()
