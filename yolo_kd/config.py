@@ -17,7 +17,8 @@ CHOICES = {"method": METHODS, "fr_fill": ("zero", "resample"), "fam_levels": ("a
 FRACTIONS = ("fr_mask", "mgd_mask")  # must lie in [0, 1)
 POSITIVE = ("sam_temp", "kd_temp", "ld_temp", "cwd_temp")  # must be > 0
 ALIASES = {"student": "model"}  # yolo-kd spelling -> Ultralytics key
-PRESET_DIRS = (Path.cwd() / "cfg", Path(__file__).resolve().parents[1] / "cfg")  # where kd=<name> is looked up
+# where kd=<name> is looked up: ./cfg, the source checkout's cfg/, the presets installed with the package
+PRESET_DIRS = (Path.cwd() / "cfg", Path(__file__).resolve().parents[1] / "cfg", Path(__file__).parent / "presets")
 
 
 class KDConfigError(ValueError):
