@@ -85,6 +85,11 @@ def test_teacher_frozen_and_adapters_trained(workdir, tiny_data, tiny_teacher):
     before = {k: v.clone() for k, v in t.teacher.model.state_dict().items()}
     loss, items = t.model(batch)
     loss.sum().backward()
+    tap = student.criterion.tap  # the assigner result the logit terms use
+    assert tap.fg_mask.shape == tap.labels.shape and tap.fg_mask.any()
+    for b in range(tap.labels.shape[0]):  # assigned classes are classes present in that image
+        present = set(batch["cls"][batch["batch_idx"] == b].long().flatten().tolist())
+        assert set(tap.labels[b][tap.fg_mask[b]].tolist()) <= present
     assert all(p.grad is None for p in t.teacher.model.parameters())
     opt_params = {id(p) for g in t.optimizer.param_groups for p in g["params"]}
     kd_params = list(t.distiller.parameters())

@@ -2,7 +2,7 @@
 
 `KDCriterion` wraps the criterion the student would use anyway (`v8DetectionLoss`, or `E2ELoss` for end-to-end
 heads) and reads the TaskAlignedAssigner result of the branch it distils through an `AssignmentTap` on that loss
-object, so the assignment is computed once and never reimplemented. Copies of the student (EMA, checkpoints, DDP
+object's assigner, so the assignment is computed once and never reimplemented. Copies of the student (EMA, checkpoints, DDP
 pickling) never carry it: copying yields None, and the copy builds its plain YOLO criterion on first use.
 """
 
@@ -21,28 +21,18 @@ def _none():
 
 
 class AssignmentTap:
-    """Records (fg_mask, target_gt_idx) from a v8DetectionLoss instance's `get_assigned_targets_and_loss` calls."""
+    """Wraps a v8DetectionLoss instance's TaskAlignedAssigner (this object only, no global patch) and keeps its last
+    result: `labels` (B, A) assigned class and `fg_mask` (B, A) bool."""
 
     def __init__(self, det_loss):
-        self.det_loss = det_loss
-        self._fn = det_loss.get_assigned_targets_and_loss
-        det_loss.get_assigned_targets_and_loss = self  # instance attribute: this object only, no global patch
-        self.last = None
+        self.assigner = det_loss.assigner
+        det_loss.assigner = self
+        self.labels = self.fg_mask = None
 
-    def __call__(self, preds, batch, **kwargs):
-        out = self._fn(preds, batch, **kwargs)
-        fg_mask, target_gt_idx = out[0][:2]
-        self.last = (fg_mask, target_gt_idx)
+    def __call__(self, *args, **kwargs):
+        out = self.assigner(*args, **kwargs)  # target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx
+        self.labels, self.fg_mask = out[0].long(), out[3]
         return out
-
-    def labels(self, batch: dict, batch_size: int) -> torch.Tensor:
-        """Class assigned to every anchor, (B, A) long, using the loss's own target padding."""
-        fg_mask, target_gt_idx = self.last
-        targets = torch.cat((batch["batch_idx"].view(-1, 1), batch["cls"].view(-1, 1), batch["bboxes"]), 1)
-        gt = self.det_loss.preprocess(targets.to(fg_mask.device), batch_size, torch.ones(4, device=fg_mask.device))
-        if gt.shape[1] == 0:
-            return torch.zeros_like(target_gt_idx)
-        return gt[..., 0].long().gather(1, target_gt_idx.clamp(max=gt.shape[1] - 1))
 
 
 class KDCriterion:
@@ -77,8 +67,7 @@ class KDCriterion:
         student = head_outputs(preds, self.branch)
         batch_size = student.scores.shape[0]
         teacher = self.teacher(batch["img"])
-        labels = self.tap.labels(batch, batch_size)
-        terms = self.distiller(student, teacher, self.tap.last[0], labels, batch, self.progress)
+        terms = self.distiller(student, teacher, self.tap.fg_mask, self.tap.labels, batch, self.progress)
         kd = torch.stack(list(terms.values())) if terms else loss.new_zeros(0)
         if not torch.isfinite(kd).all():
             self.skipped += 1
