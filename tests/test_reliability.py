@@ -154,3 +154,57 @@ def test_yolo26_end_to_end_student(workdir, tiny_data, tiny_teacher):
     t.train()
     row = next(csv.DictReader(open(workdir / "runs" / "e2e" / "results.csv")))
     assert float(row["train/fr_loss".rjust(len("train/fr_loss"))]) > 0
+
+
+@pytest.mark.parametrize("teacher, student", [("yolov8l.yaml", "yolov8n.yaml"), ("yolov8s.yaml", "yolo11n.yaml"),
+                                              ("yolo11s.yaml", "yolov8n.yaml")])
+def test_cross_family_levels_are_aligned(workdir, tiny_data, tiny_teacher, teacher, student):
+    """Different families and widths: adapters match channels and levels; every paper term is finite and trains."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    t = _kd_trainer(**tiny_overrides(workdir, tiny_data, tiny_teacher, f"x-{teacher[:-5]}-{student[:-5]}",
+                                     model=student, teacher=teacher, kd_warmup=0))
+    t._setup_train()
+    batch = t.preprocess_batch(next(iter(t.train_loader)))
+    loss, items = unwrap_model(t.model).loss(batch)
+    assert all(items[k] > 0 and torch.isfinite(items[k]) for k in t.distiller.terms)
+    loss.sum().backward()
+    assert all(p.grad is not None for p in t.distiller.fam.parameters() if p.requires_grad)
+
+
+def test_trainer_options_work_with_kd(workdir, tiny_data, tiny_teacher):
+    """batch=-1, cache=ram, rect, close_mosaic and freeze train with KD; compile=True is turned off with a warning."""
+    o = tiny_overrides(workdir, tiny_data, tiny_teacher, "options", epochs=2, batch=-1, cache="ram", rect=True,
+                       close_mosaic=1, freeze=3, compile=True, kd_warmup=0)
+    t = _kd_trainer(**o)
+    t.train()
+    assert t.args.compile is False and t.batch_size == 16  # AutoBatch falls back to 16 on CPU
+    student = t.model
+    assert not any(p.requires_grad for p in student.model[:3].parameters())
+    rows = [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(open(workdir / "runs" / "options" / "results.csv"))]
+    assert len(rows) == 2
+    assert all(float(r["train/fr_loss"]) > 0 and float(r["train/tckd_loss"]) > 0 for r in rows)
+
+
+def test_teacher_yaml_takes_the_data_classes(workdir, tiny_data):
+    from yolo_kd.teacher import load_teacher
+
+    names = {0: "a", 1: "b"}
+    m = load_teacher("yolov8n.yaml", names=names)
+    assert m.names == names and m.model[-1].nc == 2
+
+
+def test_autobatch_profiles_student_step_plus_teacher(workdir, tiny_data, tiny_teacher):
+    """What `batch=-1` profiles on a GPU: the module runs both networks through Ultralytics' profiler."""
+    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.utils.torch_utils import profile_ops
+
+    from yolo_kd.trainer import _StudentAndTeacher
+    from yolo_kd.teacher import load_teacher
+
+    student = DetectionModel("yolov8n.yaml", nc=6, verbose=False)
+    both = _StudentAndTeacher(student, load_teacher(tiny_teacher))
+    s_out, t_out = both(torch.zeros(2, 3, 64, 64))
+    assert isinstance(s_out, dict) and "feats" in s_out and not t_out[0].requires_grad
+    result = profile_ops([torch.empty(2, 3, 64, 64)], both, n=1, device=torch.device("cpu"), max_num_obj=4)
+    assert result and result[0]  # profiled without error (params, GFLOPs, memory, times...)

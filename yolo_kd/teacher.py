@@ -49,9 +49,9 @@ def head_outputs(preds, branch: str = "one2many") -> HeadOutputs:
     return HeadOutputs(preds["feats"], preds["boxes"], preds["scores"])
 
 
-def load_teacher(path: str | Path, nc: int | None = None) -> DetectionModel:
+def load_teacher(path: str | Path, names: dict | None = None) -> DetectionModel:
     """Load a detection model from a checkpoint path (or an official name, downloaded when online) or build one from
-    a model YAML; return it float32 on CPU.
+    a model YAML (untrained, with the data's class `names`); return it float32 on CPU.
 
     Raises:
         TeacherError: with the file name and how to provide it.
@@ -61,7 +61,10 @@ def load_teacher(path: str | Path, nc: int | None = None) -> DetectionModel:
         if not Path(path).exists() and not path.startswith("yolo"):
             raise TeacherError(f"teacher model YAML '{path}' not found")
         LOGGER.warning(f"teacher={path} is a model YAML: the teacher is untrained (use this for plumbing tests only)")
-        return DetectionModel(path, nc=nc, verbose=False).float()
+        model = DetectionModel(path, nc=len(names) if names else None, verbose=False).float()
+        if names:
+            model.names = dict(names)
+        return model
     if not Path(path).exists() and Path(path).name not in GITHUB_ASSETS_NAMES:
         raise TeacherError(
             f"teacher '{path}' not found. Pass the path of a trained detector (.pt), an official name such as "

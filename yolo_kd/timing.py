@@ -47,12 +47,14 @@ def step_overhead(trainer, batches: int = 6, warmup: int = 2) -> dict:
 
     model.train()
     times = {"kd_step": [], "student_step": [], "teacher_forward": []}
-    it = iter(trainer.train_loader)
+    # a fresh loader: the training loader's workers are closed once training ends
+    loader = trainer.get_dataloader(trainer.data["train"], batch_size=trainer.batch_size, rank=-1, mode="train")
+    it = iter(loader)
     for i in range(batches + warmup):
         try:
             batch = trainer.preprocess_batch(next(it))
         except StopIteration:
-            it = iter(trainer.train_loader)
+            it = iter(loader)
             batch = trainer.preprocess_batch(next(it))
         steps = {
             "kd_step": lambda: kd_loss(batch).backward(),

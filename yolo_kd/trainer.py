@@ -48,6 +48,20 @@ class _StudentWithKD(nn.Module):
         self.distiller = distiller
 
 
+class _StudentAndTeacher(nn.Module):
+    """What `batch=-1` must size on an accelerator: a student training step plus the teacher's forward pass."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module):
+        super().__init__()
+        self.student, self.teacher = student, teacher
+        self.stride, self.yaml, self.names = student.stride, student.yaml, student.names  # read by AutoBatch
+
+    def forward(self, x):
+        with torch.no_grad():
+            t = self.teacher.eval()(x)
+        return self.student(x), t
+
+
 def use_all_cpu_cores() -> None:
     """Ultralytics caps torch at cpu_count-1 threads on CPU; training here is compute-bound, so use every core."""
     torch.set_num_threads(os.cpu_count() or 1)
@@ -72,12 +86,12 @@ class KDTrainer(DetectionTrainer):
         if self.kd_cfg.method != "none":
             if not self.kd_cfg.teacher:
                 raise TeacherError(f"method={self.kd_cfg.method} needs a teacher: pass teacher=path/to/teacher.pt")
-            self.teacher_model = load_teacher(self.kd_cfg.teacher)
-            if not ul.get("resume"):
+            data = check_det_dataset(ul["data"]) if ul.get("data") and not ul.get("resume") else None
+            self.teacher_model = load_teacher(self.kd_cfg.teacher, names=data and data["names"])
+            if data is not None:
                 if ul.get("model"):
                     check_levels(self.teacher_model, ul["model"])
-                if ul.get("data"):
-                    self._check_teacher_classes(check_det_dataset(ul["data"]))
+                self._check_teacher_classes(data)
         super().__init__(cfg, ul, _callbacks)
         self.teacher = None  # Teacher on the training device, built in build_optimizer
         self.distiller = None
@@ -155,6 +169,17 @@ class KDTrainer(DetectionTrainer):
             student = unwrap_model(self.model)
             base = student.criterion if getattr(student, "criterion", None) is not None else student.init_criterion()
             student.criterion = KDCriterion(base, self.teacher, self.distiller)
+
+    def auto_batch(self):
+        """`batch=-1`: Ultralytics' AutoBatch, measured on the student step plus the teacher forward pass."""
+        if self.teacher_model is None:
+            return super().auto_batch()
+        student = self.model
+        self.model = _StudentAndTeacher(student, self.teacher_model.to(self.device))
+        try:
+            return super().auto_batch()
+        finally:
+            self.model = student
 
     def preprocess_batch(self, batch: dict) -> dict:
         """Ultralytics' preprocessing, plus the KD warm-up clock (epochs done, fractional)."""
