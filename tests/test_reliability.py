@@ -156,6 +156,23 @@ def test_yolo26_end_to_end_student(workdir, tiny_data, tiny_teacher):
     assert float(row["train/fr_loss".rjust(len("train/fr_loss"))]) > 0
 
 
+def test_yolo26_one2one_branch_distilled(workdir, tiny_data, tiny_teacher):
+    """kd_branch=one2one: logit terms read the one2one scores (its own assigner), features still train the backbone."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    t = _kd_trainer(**tiny_overrides(workdir, tiny_data, tiny_teacher, "e2e-o2o", model="yolo26n.yaml", kd_warmup=0,
+                                     kd_branch="one2one"))
+    t._setup_train()
+    student = unwrap_model(t.model)
+    crit = student.criterion
+    assert crit.branch == "one2one" and crit.tap is crit.base.one2one.assigner
+    batch = t.preprocess_batch(next(iter(t.train_loader)))
+    loss, items = student.loss(batch)
+    assert all(torch.isfinite(items[k]) and items[k] > 0 for k in t.distiller.terms)
+    loss.sum().backward()
+    assert student.model[0].conv.weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("teacher, student", [("yolov8l.yaml", "yolov8n.yaml"), ("yolov8s.yaml", "yolo11n.yaml"),
                                               ("yolo11s.yaml", "yolov8n.yaml")])
 def test_cross_family_levels_are_aligned(workdir, tiny_data, tiny_teacher, teacher, student):

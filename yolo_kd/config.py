@@ -13,7 +13,12 @@ DEFAULTS_FILE = Path(__file__).parent / "cfg" / "default.yaml"
 KD_DEFAULTS: dict = yaml.safe_load(DEFAULTS_FILE.read_text())
 KD_KEYS = frozenset(KD_DEFAULTS)
 METHODS = ("paper", "mimic", "cwd", "mgd", "kd", "none")
-CHOICES = {"method": METHODS, "fr_fill": ("zero", "resample"), "fam_levels": ("all", "adjacent")}
+CHOICES = {
+    "method": METHODS,
+    "fr_fill": ("zero", "resample"),
+    "fam_levels": ("all", "adjacent"),
+    "kd_branch": ("one2many", "one2one"),
+}
 FRACTIONS = ("fr_mask", "mgd_mask")  # must lie in [0, 1)
 POSITIVE = ("sam_temp", "kd_temp", "ld_temp", "cwd_temp")  # must be > 0
 ALIASES = {"student": "model"}  # yolo-kd spelling -> Ultralytics key

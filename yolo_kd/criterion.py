@@ -65,8 +65,10 @@ class KDCriterion:
     def __call__(self, preds, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss, items = self.base(preds, batch)
         student = head_outputs(preds, self.branch)
+        if self.branch != "one2many":  # one2one feats are detached in end-to-end heads: features come from one2many
+            student.feats = head_outputs(preds, "one2many").feats
         batch_size = student.scores.shape[0]
-        teacher = self.teacher(batch["img"])
+        teacher = self.teacher(batch["img"], self.branch)
         terms = self.distiller(student, teacher, self.tap.fg_mask, self.tap.labels, batch, self.progress)
         kd = torch.stack(list(terms.values())) if terms else loss.new_zeros(0)
         if not torch.isfinite(kd).all():

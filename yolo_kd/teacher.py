@@ -125,10 +125,11 @@ class Teacher:
         return hook
 
     @torch.no_grad()
-    def __call__(self, img: torch.Tensor) -> HeadOutputs:
-        """Run the teacher on (B, 3, H, W) images; return feats [(B, C_l, H_l, W_l)], boxes and scores."""
+    def __call__(self, img: torch.Tensor, branch: str = "one2many") -> HeadOutputs:
+        """Run the teacher on (B, 3, H, W) images; return feats [(B, C_l, H_l, W_l)], boxes and scores (of `branch`
+        for an end-to-end teacher)."""
         self._feats.clear()
-        out = head_outputs(self.model(img))
+        out = head_outputs(self.model(img), branch)
         return HeadOutputs([self._feats[k] for k in range(len(self.layers))], out.boxes, out.scores)
 
     def remove(self) -> None:

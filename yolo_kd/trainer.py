@@ -168,7 +168,7 @@ class KDTrainer(DetectionTrainer):
         if self.distiller is not None:
             student = unwrap_model(self.model)
             base = student.criterion if getattr(student, "criterion", None) is not None else student.init_criterion()
-            student.criterion = KDCriterion(base, self.teacher, self.distiller)
+            student.criterion = KDCriterion(base, self.teacher, self.distiller, self.kd_cfg.kd_branch)
 
     def auto_batch(self):
         """`batch=-1`: Ultralytics' AutoBatch, measured on the student step plus the teacher forward pass."""
