@@ -21,3 +21,13 @@ def test_bench_micro_writes_all_outputs(workdir):
     before = (d / "none-s0" / "bench.json").stat().st_mtime
     subprocess.run(cmd, check=True)
     assert (d / "none-s0" / "bench.json").stat().st_mtime == before
+
+
+def test_peak_memory_is_this_process_not_its_parent():
+    """A worker's peak RSS must not inherit the parent's (ru_maxrss does across fork/exec on Linux)."""
+    code = "from yolo_kd.bench import peak_rss_mib; print(peak_rss_mib())"
+    big = bytearray(600 * 2**20)  # the parent holds 600 MiB
+    big[::4096] = b"\x01" * len(big[::4096])
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 0 < child < 500
+    del big

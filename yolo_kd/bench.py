@@ -64,14 +64,26 @@ def load_settings(preset: str | None = None, **overrides) -> dict:
         cfg["dataset"] = {**BENCH["dataset"], **yaml.safe_load(cfg["dataset"])}
     cfg["methods"] = _as_list(cfg["methods"])
     seeds = cfg["seeds"]
+    if isinstance(seeds, int) and seeds < 1:
+        raise ValueError(f"seeds={seeds}: give a count (seeds=3 runs seeds 0, 1, 2) or a list such as seeds=0,2")
     cfg["seeds"] = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in _as_list(seeds)]
     return cfg
 
 
+def peak_rss_mib() -> float | None:
+    """Peak resident memory of this process (VmHWM, Linux) in MiB. Not ru_maxrss: Linux carries that across
+    fork/exec, so a worker would report its parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def run_one(spec: dict) -> dict:
     """Train one (method, seed) and measure it; runs inside the worker subprocess."""
-    import resource
-
     import torch
 
     from .timing import step_overhead
@@ -82,7 +94,7 @@ def run_one(spec: dict) -> dict:
     if t.device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(t.device) / 2**20
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+        peak = peak_rss_mib()
     result = {
         "method": spec["method"],
         "seed": spec["train"]["seed"],
@@ -121,7 +133,8 @@ def summarize(results: list[dict], methods: list[str]) -> list[dict]:
         row["s_per_epoch"] = _mean_std([r["s_per_epoch"] for r in rs])[0]
         ratios = [r["time_ratio"] for r in rs if "time_ratio" in r]
         row["step_ratio"] = _mean_std(ratios)[0] if ratios else float("nan")
-        row["peak_mem_mib"] = max(r["peak_mem_mib"] for r in rs)
+        peaks = [r["peak_mem_mib"] for r in rs if r.get("peak_mem_mib") is not None]
+        row["peak_mem_mib"] = max(peaks) if peaks else float("nan")
         rows.append(row)
     return rows
 
