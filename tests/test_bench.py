@@ -31,3 +31,17 @@ def test_peak_memory_is_this_process_not_its_parent():
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert 0 < child < 500
     del big
+
+
+def test_bench_settings_refuse_bad_keys():
+    import pytest
+
+    from yolo_kd.bench import load_settings
+    from yolo_kd.config import KDConfigError
+
+    assert load_settings("cfg/bench_quick.yaml", seeds="0,2")["seeds"] == [0, 2]
+    assert load_settings("cfg/bench_quick.yaml")["epochs"] == 15  # `base: bench_cpu` extended
+    with pytest.raises(KDConfigError, match="seeds=0"):
+        load_settings("cfg/bench_micro.yaml", seeds=0)
+    with pytest.raises(KDConfigError, match="sedes"):
+        load_settings("cfg/bench_micro.yaml", sedes=1)

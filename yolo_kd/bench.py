@@ -53,19 +53,21 @@ def read_preset(preset: str) -> dict:
 
 def load_settings(preset: str | None = None, **overrides) -> dict:
     """BENCH defaults < preset YAML < explicit keys."""
+    from .config import KDConfigError
+
     cfg = dict(BENCH)
     if preset:
         cfg.update(read_preset(preset))
     unknown = set(overrides) - set(BENCH)
     if unknown:
-        raise KeyError(f"unknown bench keys {sorted(unknown)}; valid: {sorted(BENCH)}")
+        raise KDConfigError(f"unknown bench keys {sorted(unknown)}; valid: {sorted(BENCH)}")
     cfg.update(overrides)
     if isinstance(cfg["dataset"], str):  # from the CLI: dataset="{train: 300, imgsz: 96}"
         cfg["dataset"] = {**BENCH["dataset"], **yaml.safe_load(cfg["dataset"])}
     cfg["methods"] = _as_list(cfg["methods"])
     seeds = cfg["seeds"]
     if isinstance(seeds, int) and seeds < 1:
-        raise ValueError(f"seeds={seeds}: give a count (seeds=3 runs seeds 0, 1, 2) or a list such as seeds=0,2")
+        raise KDConfigError(f"seeds={seeds}: give a count (seeds=3 runs seeds 0, 1, 2) or a list such as seeds=0,2")
     cfg["seeds"] = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in _as_list(seeds)]
     return cfg
 

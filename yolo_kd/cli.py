@@ -16,7 +16,7 @@ Usage: yolo-kd MODE key=value ...
   yolo-kd export model=runs/detect/train/weights/best.pt format=onnx imgsz=640   # checks ONNX Runtime vs PyTorch
   yolo-kd attention model=best.pt teacher=t.pt data=d.yaml    # teacher/GT/student attention maps as PNG
   yolo-kd demo                      # offline end-to-end demo on generated data (teacher, baseline, distilled)
-  yolo-kd bench kd=cfg/bench_quick.yaml   # methods x seeds table, incl. Ultralytics' built-in distillation
+  yolo-kd bench preset=cfg/bench_quick.yaml   # methods x seeds table, incl. Ultralytics' built-in distillation
   yolo-kd help
 
 KD keys and defaults: yolo_kd/cfg/default.yaml. Any Ultralytics train key (epochs, batch, imgsz, device, ...) works.
