@@ -36,6 +36,15 @@ def tiny_teacher(workdir, tiny_data) -> str:
                              batch=8, device="cpu", plots=False, workers=0))
 
 
+def setup_with_batch(overrides: dict):
+    """A KDTrainer after Ultralytics' `_setup_train` (KD criterion attached) and its first preprocessed batch."""
+    from yolo_kd import KDTrainer
+
+    t = KDTrainer(overrides=overrides)
+    t._setup_train()
+    return t, t.preprocess_batch(next(iter(t.train_loader)))
+
+
 def tiny_overrides(workdir: Path, tiny_data: str, tiny_teacher: str, name: str, **kw) -> dict:
     base = dict(model="yolov8n.yaml", teacher=tiny_teacher, data=tiny_data, epochs=1, imgsz=IMGSZ, batch=8,
                 device="cpu", plots=False, project=str(workdir / "runs"), name=name, exist_ok=True)

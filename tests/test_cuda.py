@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from conftest import tiny_overrides
+from conftest import setup_with_batch, tiny_overrides
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -18,11 +18,9 @@ def test_amp_distillation_on_cuda(workdir, tiny_data, tiny_teacher):
 
     from yolo_kd import KDTrainer
 
-    t = KDTrainer(overrides=tiny_overrides(workdir, tiny_data, tiny_teacher, "cuda-amp", device="0", amp=True,
-                                           epochs=2, kd="paper", kd_warmup=0))
-    t._setup_train()
+    t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "cuda-amp", device="0", amp=True,
+                                               epochs=2, kd="paper", kd_warmup=0))
     assert t.amp and t.scaler.is_enabled()
-    batch = t.preprocess_batch(next(iter(t.train_loader)))
     student = unwrap_model(t.model)
     with torch.autocast("cuda"):
         loss, items = student.loss(batch)

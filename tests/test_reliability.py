@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from conftest import tiny_overrides
+from conftest import setup_with_batch, tiny_overrides
 
 
 def _kd_trainer(**kw):
@@ -94,9 +94,7 @@ def test_cli_error_is_one_line(workdir, tiny_data):
 def test_non_finite_kd_term_falls_back_to_yolo_loss(workdir, tiny_data, tiny_teacher):
     from ultralytics.utils.torch_utils import unwrap_model
 
-    t = _kd_trainer(**tiny_overrides(workdir, tiny_data, tiny_teacher, "nan", kd_warmup=0))
-    t._setup_train()
-    batch = t.preprocess_batch(next(iter(t.train_loader)))
+    t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "nan", kd_warmup=0))
     student = unwrap_model(t.model)
     t.distiller.fam.forward = lambda *a, **k: torch.tensor(float("nan"))
     preds = student(batch["img"])
@@ -160,13 +158,11 @@ def test_yolo26_one2one_branch_distilled(workdir, tiny_data, tiny_teacher):
     """kd_branch=one2one: logit terms read the one2one scores (its own assigner), features still train the backbone."""
     from ultralytics.utils.torch_utils import unwrap_model
 
-    t = _kd_trainer(**tiny_overrides(workdir, tiny_data, tiny_teacher, "e2e-o2o", model="yolo26n.yaml", kd_warmup=0,
-                                     kd_branch="one2one"))
-    t._setup_train()
+    t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "e2e-o2o", model="yolo26n.yaml",
+                                               kd_warmup=0, kd_branch="one2one"))
     student = unwrap_model(t.model)
     crit = student.criterion
     assert crit.branch == "one2one" and crit.tap is crit.base.one2one.assigner
-    batch = t.preprocess_batch(next(iter(t.train_loader)))
     loss, items = student.loss(batch)
     assert all(torch.isfinite(items[k]) and items[k] > 0 for k in t.distiller.terms)
     loss.sum().backward()
@@ -179,10 +175,8 @@ def test_cross_family_levels_are_aligned(workdir, tiny_data, tiny_teacher, teach
     """Different families and widths: adapters match channels and levels; every paper term is finite and trains."""
     from ultralytics.utils.torch_utils import unwrap_model
 
-    t = _kd_trainer(**tiny_overrides(workdir, tiny_data, tiny_teacher, f"x-{teacher[:-5]}-{student[:-5]}",
-                                     model=student, teacher=teacher, kd_warmup=0))
-    t._setup_train()
-    batch = t.preprocess_batch(next(iter(t.train_loader)))
+    t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, f"x-{teacher[:-5]}-{student[:-5]}",
+                                               model=student, teacher=teacher, kd_warmup=0))
     loss, items = unwrap_model(t.model).loss(batch)
     assert all(items[k] > 0 and torch.isfinite(items[k]) for k in t.distiller.terms)
     loss.sum().backward()

@@ -9,16 +9,11 @@ import sys
 import pytest
 import torch
 
-from conftest import IMGSZ, tiny_overrides
+from conftest import IMGSZ, setup_with_batch, tiny_overrides
 
 
 def _setup(workdir, tiny_data, tiny_teacher, name, **kw):
-    from yolo_kd import KDTrainer
-
-    t = KDTrainer(overrides=tiny_overrides(workdir, tiny_data, tiny_teacher, name, **kw))
-    t._setup_train()
-    batch = t.preprocess_batch(next(iter(t.train_loader)))
-    return t, batch
+    return setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, name, **kw))
 
 
 @pytest.fixture(scope="module")
