@@ -52,7 +52,7 @@ def test_teacher_not_a_detector(bad, tmp_path):
 
     f = tmp_path / "cls.pt"
     torch.save({"model": ClassificationModel("yolov8n-cls.yaml", nc=6, verbose=False)}, f)
-    _raises(bad("cls", teacher=str(f)), "no Detect head")
+    _raises(bad("cls", teacher=str(f)), "is a classification model")
 
 
 def test_teacher_classes_differ_from_data(bad, workdir):
@@ -72,7 +72,7 @@ def test_stride_mismatch(bad):
     "kw, match",
     [
         ({"sam_tmp": 1}, "'sam_tmp' is not a valid .*Did you mean 'sam_temp'"),
-        ({"tckd": -1}, "'tckd=-1.0' must be a non-negative"),
+        ({"tckd": -1}, "'tckd=-1.0' must be a finite, non-negative"),
         ({"fam": "abc"}, "'fam=abc' must be a number"),
         ({"method": "fitnet"}, "'method=fitnet' is not one of"),
         ({"fr_mask": 1.5}, "must lie in"),

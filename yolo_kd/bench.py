@@ -39,14 +39,42 @@ BENCH = dict(
 
 
 def _as_list(v) -> list:
-    return [x.strip() for x in v.split(",")] if isinstance(v, str) else list(v)
+    """'a,b' or [a, b] -> ['a', 'b']; None (smart_value's reading of `none`) -> ['none']."""
+    if v is None:
+        return ["none"]
+    if isinstance(v, (str, int)):
+        v = str(v).split(",")
+    return ["none" if x is None else str(x).strip() for x in v]
+
+
+def check_methods(methods: list[str]) -> None:
+    """Every method must be a yolo-kd method, 'ultralytics', or a KD preset name (e.g. paper_no_fr)."""
+    from .config import METHODS, KDConfigError, find_preset
+
+    for m in methods:
+        if m in METHODS or m == "ultralytics":
+            continue
+        try:
+            find_preset(m)
+        except KDConfigError:
+            raise KDConfigError(
+                f"methods: '{m}' is neither a method ({', '.join(METHODS)}, ultralytics) nor a KD preset in cfg/"
+            ) from None
+
+
+def _positive_int(cfg: dict, key: str) -> None:
+    from .config import KDConfigError
+
+    v = cfg[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise KDConfigError(f"'{key}={v}' must be a positive integer")
 
 
 def read_preset(preset: str) -> dict:
     """Bench keys of a preset YAML; `base: <preset>` extends another one."""
-    from .config import find_preset
+    from .config import find_preset, read_yaml_mapping
 
-    values = yaml.safe_load(find_preset(preset).read_text()) or {}
+    values = read_yaml_mapping(find_preset(preset), "bench preset")
     base = values.pop("base", None)
     return {**read_preset(base), **values} if base else values
 
@@ -58,13 +86,26 @@ def load_settings(preset: str | None = None, **overrides) -> dict:
     cfg = dict(BENCH)
     if preset:
         cfg.update(read_preset(preset))
-    unknown = set(overrides) - set(BENCH)
+    unknown = sorted(set(overrides) - set(BENCH))
     if unknown:
-        raise KDConfigError(f"unknown bench keys {sorted(unknown)}; valid: {sorted(BENCH)}")
+        from .config import suggest
+
+        raise KDConfigError(f"unknown bench keys {unknown}.{suggest(unknown[0], BENCH)} Valid: {', '.join(BENCH)}")
     cfg.update(overrides)
     if isinstance(cfg["dataset"], str):  # from the CLI: dataset="{train: 300, imgsz: 96}"
         cfg["dataset"] = {**BENCH["dataset"], **yaml.safe_load(cfg["dataset"])}
     cfg["methods"] = _as_list(cfg["methods"])
+    check_methods(cfg["methods"])
+    for key in ("epochs", "teacher_epochs", "imgsz"):
+        _positive_int(cfg, key)
+    if not isinstance(cfg["batch"], (int, float)) or isinstance(cfg["batch"], bool):
+        raise KDConfigError(f"'batch={cfg['batch']}' must be a number")
+    if not isinstance(cfg["dis"], (int, float)) or not math.isfinite(cfg["dis"]) or cfg["dis"] < 0:
+        raise KDConfigError(f"'dis={cfg['dis']}' must be a finite, non-negative number")
+    for key in ("data", "teacher", "student"):
+        v = cfg[key]
+        if v and str(v).endswith((".pt", ".yaml", ".yml")) and not Path(str(v)).exists() and not Path(str(v)).name.startswith("yolo"):
+            raise KDConfigError(f"{key}={v} not found")
     seeds = cfg["seeds"]
     if isinstance(seeds, int) and seeds < 1:
         raise KDConfigError(f"seeds={seeds}: give a count (seeds=3 runs seeds 0, 1, 2) or a list such as seeds=0,2")
@@ -207,6 +248,31 @@ def plot(file: Path, rows: list[dict], run_dirs: dict) -> None:
     plt.close(fig)
 
 
+class BenchError(RuntimeError):
+    """A bench worker (one method, one seed) failed; the message names it and carries the worker's last error line."""
+
+    user_facing = True
+
+
+def run_worker(spec: dict) -> None:
+    """Train one (method, seed) in a subprocess, streaming its output; on failure raise BenchError naming the method,
+    the seed and the worker's own last error line."""
+    from collections import deque
+
+    p = subprocess.Popen([sys.executable, "-m", "yolo_kd.bench", json.dumps(spec)], env=os.environ.copy(),
+                         stderr=subprocess.PIPE, text=True, errors="replace")
+    tail = deque(maxlen=50)
+    for line in p.stderr:
+        sys.stderr.write(line)
+        if line.strip():
+            tail.append(line.strip())
+    if p.wait() != 0:
+        errors = [ln for ln in tail if ln.startswith("yolo-kd: error:")]
+        last = (errors or list(tail) or [f"exit status {p.returncode}"])[-1]
+        raise BenchError(f"bench: {spec['method']} seed {spec['train']['seed']} failed: "
+                         f"{last.removeprefix('yolo-kd: error: ')} (run folder {spec['run_dir']})")
+
+
 def run_bench(preset: str | None = None, **overrides) -> Path:
     """Run (or resume) the bench and write the report; return the output directory."""
     from .datasets.shapes import ensure
@@ -233,7 +299,7 @@ def run_bench(preset: str | None = None, **overrides) -> Path:
                     train["dis"] = cfg["dis"]
                 spec = {"method": method, "run_dir": str(run_dir), "teacher": teacher, "train": train}
                 print(f"bench: training {method} seed {seed} -> {run_dir}", flush=True)
-                subprocess.run([sys.executable, "-m", "yolo_kd.bench", json.dumps(spec)], check=True, env=os.environ.copy())
+                run_worker(spec)
             results.append(json.loads(marker.read_text()))
     rows = summarize(results, cfg["methods"])
     write_report(out, rows, results, cfg, run_dirs)
@@ -241,5 +307,21 @@ def run_bench(preset: str | None = None, **overrides) -> Path:
     return out
 
 
+def _worker_main(spec: str) -> int:
+    """Worker entry: one (method, seed) run; errors end with one 'yolo-kd: error:' line that the bench reports."""
+    from .errors import debug_requested, is_user_error, one_line
+
+    try:
+        run_one(json.loads(spec))
+    except Exception as e:
+        if debug_requested([]) or not is_user_error(e):
+            import traceback
+
+            traceback.print_exc()
+        print(f"yolo-kd: error: {type(e).__name__}: {one_line(e)}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":  # worker: one (method, seed) run
-    run_one(json.loads(sys.argv[1]))
+    sys.exit(_worker_main(sys.argv[1]))

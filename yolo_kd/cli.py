@@ -19,6 +19,8 @@ Usage: yolo-kd MODE key=value ...
   yolo-kd bench preset=cfg/bench_quick.yaml   # methods x seeds table, incl. Ultralytics' built-in distillation
   yolo-kd help
 
+Errors print one line; add --debug (or set YOLO_KD_DEBUG=1) for the full traceback.
+
 KD keys and defaults: yolo_kd/cfg/default.yaml. Any Ultralytics train key (epochs, batch, imgsz, device, ...) works.
 """
 
@@ -30,56 +32,88 @@ def parse_args(args: list[str]) -> dict:
     out = {}
     for a in merge_equals_args(args):
         if "=" not in a:
-            raise SystemExit(f"yolo-kd: expected key=value, got '{a}'. See 'yolo-kd help'.")
+            from yolo_kd.config import KDConfigError
+
+            raise KDConfigError(f"expected key=value, got '{a}'. See 'yolo-kd help'.")
         k, v = a.split("=", 1)
         out[k] = smart_value(v)
     return out
 
 
+def _require_model(mode: str, kw: dict) -> str:
+    from yolo_kd.config import KDConfigError
+
+    model = kw.pop("model", None)
+    if not model:
+        raise KDConfigError(f"'yolo-kd {mode}' needs model=path/to/weights.pt (e.g. runs/detect/train/weights/best.pt)")
+    return str(model)
+
+
+def run_mode(mode: str, kw: dict) -> None:
+    """Dispatch one mode with its key=value arguments."""
+    if mode == "train":
+        from yolo_kd.trainer import KDTrainer
+
+        KDTrainer(overrides=kw).train()
+    elif mode == "val":
+        from yolo_kd.preflight import check_ultralytics_args
+
+        model = _require_model(mode, kw)
+        check_ultralytics_args(kw)
+        from ultralytics import YOLO
+
+        YOLO(model).val(**kw)
+    elif mode == "export":
+        from yolo_kd.export import export
+
+        export(_require_model(mode, kw), **kw)
+    elif mode == "attention":
+        from yolo_kd.visualize import attention_cli
+
+        attention_cli(**kw)
+    elif mode == "demo":
+        from yolo_kd.demo import run_demo
+
+        run_demo(**kw)
+    elif mode == "bench":
+        from yolo_kd.bench import run_bench
+
+        run_bench(**kw)
+
+
+MODES = ("train", "val", "export", "attention", "demo", "bench", "help")
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run `yolo-kd MODE key=value ...`; every failure prints one line to stderr and returns non-zero."""
+    from yolo_kd.errors import debug_requested, is_user_error, one_line
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = debug_requested(argv)
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in {"help", "-h", "--help"}:
         print(HELP)
         return 0
     mode, rest = argv[0], argv[1:]
+    if mode not in MODES:
+        print(f"yolo-kd: error: unknown mode '{mode}'; valid modes: {', '.join(MODES)}. See 'yolo-kd help'.", file=sys.stderr)
+        return 2
     if mode == "demo":
         from yolo_kd.offline import use_offline_mode
 
         use_offline_mode()
-    kw = parse_args(rest)
-    from yolo_kd.config import KDConfigError
-    from yolo_kd.teacher import TeacherError
-
     try:
-        if mode == "train":
-            from yolo_kd.trainer import KDTrainer
-
-            KDTrainer(overrides=kw).train()
-        elif mode == "val":
-            from ultralytics import YOLO
-
-            YOLO(str(kw.pop("model"))).val(**kw)
-        elif mode == "export":
-            from yolo_kd.export import export
-
-            export(kw.pop("model"), **kw)
-        elif mode == "attention":
-            from yolo_kd.visualize import save_attention_maps
-
-            print(save_attention_maps(**kw))
-        elif mode == "demo":
-            from yolo_kd.demo import run_demo
-
-            run_demo(**kw)
-        elif mode == "bench":
-            from yolo_kd.bench import run_bench
-
-            run_bench(**kw)
-        else:
-            print(f"yolo-kd: unknown mode '{mode}'.{HELP}", file=sys.stderr)
-            return 2
-    except (KDConfigError, TeacherError, FileNotFoundError) as e:
-        print(f"yolo-kd: error: {e}", file=sys.stderr)
+        run_mode(mode, parse_args(rest))
+    except KeyboardInterrupt:
+        print("yolo-kd: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except Exception as e:
+        if debug:
+            raise
+        hint = "" if is_user_error(e) else f" ({type(e).__name__}; rerun with --debug for the traceback and report it)"
+        print(f"yolo-kd: error: {one_line(e)}{hint}", file=sys.stderr)
         return 1
     return 0
 

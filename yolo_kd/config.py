@@ -3,6 +3,7 @@ not know). `split_overrides` separates KD keys from Ultralytics keys; `KDConfig`
 
 from __future__ import annotations
 
+import math
 from difflib import get_close_matches
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +21,7 @@ CHOICES = {
     "kd_branch": ("one2many", "one2one"),
 }
 FRACTIONS = ("fr_mask", "mgd_mask")  # must lie in [0, 1)
+SHARES = ("kd_max_skip",)  # must lie in [0, 1]
 POSITIVE = ("sam_temp", "kd_temp", "ld_temp", "cwd_temp")  # must be > 0
 ALIASES = {"student": "model"}  # yolo-kd spelling -> Ultralytics key
 # where kd=<name> is looked up: ./cfg, the source checkout's cfg/, the presets installed with the package
@@ -28,6 +30,21 @@ PRESET_DIRS = (Path.cwd() / "cfg", Path(__file__).resolve().parents[1] / "cfg", 
 
 class KDConfigError(ValueError):
     """A KD setting is unknown or has an invalid value (raised before anything is written)."""
+
+
+def suggest(key: str, valid) -> str:
+    """' Did you mean 'x'?' for the closest valid keys ('fr_mak' -> 'fr_mask', 'fr_weigth' -> 'fr'), else ''."""
+    valid = sorted(valid)
+    near = get_close_matches(key, valid, n=3, cutoff=0.6)
+    near += [v for v in valid if key.startswith(f"{v}_") and v not in near]  # fr_weight, tckd_w, ...
+    return f" Did you mean {' or '.join(repr(n) for n in near[:3])}?" if near else ""
+
+
+def summarize_names(names, limit: int = 6) -> str:
+    """Class names for one line: '3: a, b, c' or '80: person, bicycle, ... (74 more)'."""
+    names = list(dict(names).values()) if isinstance(names, dict) else list(names or [])
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return f"{len(names)}: {', '.join(map(str, names[:limit]))}{more}"
 
 
 def _ultralytics_keys() -> frozenset:
@@ -46,13 +63,32 @@ def find_preset(name: str | Path) -> Path:
     raise KDConfigError(f"KD preset '{name}' not found (looked in {', '.join(str(d) for d in PRESET_DIRS)})")
 
 
+def read_yaml_mapping(path: Path, what: str) -> dict:
+    """A YAML file that must hold a mapping; KDConfigError in one line for invalid YAML or another shape."""
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise KDConfigError(f"{what} {path} is not valid YAML ({getattr(e, 'problem', None) or e}{where})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise KDConfigError(f"{what} {path} cannot be read ({e})") from None
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise KDConfigError(
+            f"{what} {path} must be a mapping of keys ('key: value' lines), not a YAML {type(values).__name__}"
+        )
+    return values
+
+
 def load_preset(name: str | Path, _depth: int = 0) -> dict:
     """KD keys of a preset YAML; a preset may extend another with `kd: <base preset>`."""
     path = find_preset(name)
-    values = yaml.safe_load(path.read_text()) or {}
+    values = read_yaml_mapping(path, "KD preset")
     unknown = set(values) - KD_KEYS
     if unknown:
-        raise KDConfigError(f"preset {path} has unknown keys {sorted(unknown)}")
+        bad = sorted(map(str, unknown))
+        raise KDConfigError(f"preset {path} has unknown keys {bad}.{suggest(bad[0], KD_KEYS)}")
     base = values.pop("kd", None)
     if base and _depth < 8:
         values = {**load_preset(base, _depth + 1), **values}
@@ -74,8 +110,7 @@ def split_overrides(overrides: dict | None) -> tuple[dict, dict]:
         elif k in known:
             ul[k] = v
         else:
-            near = get_close_matches(k, sorted(known | KD_KEYS | set(ALIASES)), n=3, cutoff=0.6)
-            hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+            hint = suggest(k, known | KD_KEYS | set(ALIASES))
             raise KDConfigError(f"'{k}' is not a valid yolo-kd or Ultralytics argument.{hint}")
     return ul, kd
 
@@ -97,6 +132,8 @@ class KDConfig(SimpleNamespace):
 
     def validate(self) -> None:
         """Check types and ranges of every key; raise KDConfigError naming the first bad one."""
+        if self.method is None:  # `method=none` on the CLI: Ultralytics' smart_value turns 'none' into None
+            self.method = "none"
         for k, default in KD_DEFAULTS.items():
             v = getattr(self, k)
             if isinstance(default, bool):
@@ -109,8 +146,8 @@ class KDConfig(SimpleNamespace):
                     v = float(v)
                 except (TypeError, ValueError):
                     raise KDConfigError(f"'{k}={v}' must be a number") from None
-                if v != v or v < 0:  # NaN or negative
-                    raise KDConfigError(f"'{k}={v}' must be a non-negative number")
+                if not math.isfinite(v) or v < 0:
+                    raise KDConfigError(f"'{k}={v}' must be a finite, non-negative number")
             setattr(self, k, v)
         for k, options in CHOICES.items():
             if getattr(self, k) not in options:
@@ -118,6 +155,9 @@ class KDConfig(SimpleNamespace):
         for k in FRACTIONS:
             if not 0 <= getattr(self, k) < 1:
                 raise KDConfigError(f"'{k}={getattr(self, k)}' must lie in [0, 1)")
+        for k in SHARES:
+            if not 0 <= getattr(self, k) <= 1:
+                raise KDConfigError(f"'{k}={getattr(self, k)}' must lie in [0, 1]")
         for k in POSITIVE:
             if getattr(self, k) <= 0:
                 raise KDConfigError(f"'{k}={getattr(self, k)}' must be > 0")

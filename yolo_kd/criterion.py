@@ -16,6 +16,12 @@ from .distiller import Distiller
 from .teacher import Teacher, head_outputs
 
 
+class KDTrainingError(RuntimeError):
+    """Distillation cannot go on as configured (e.g. a KD term non-finite in most batches of an epoch)."""
+
+    user_facing = True  # the message says what to change; no traceback needed
+
+
 def _none():
     return None
 
@@ -49,7 +55,9 @@ class KDCriterion:
         det_loss = getattr(base, branch, base) if hasattr(base, "one2many") else base
         self.tap = AssignmentTap(det_loss)
         self.progress = 0.0  # epochs done, set by the trainer each batch (KD warm-up)
-        self.skipped = 0
+        self.skipped = 0  # batches whose KD terms were dropped, whole run
+        self.bad_this_epoch: dict[str, int] = {}  # term -> batches it was non-finite, reset by the trainer each epoch
+        self.batches_this_epoch = 0
 
     def __deepcopy__(self, memo):
         return None
@@ -71,9 +79,12 @@ class KDCriterion:
         teacher = self.teacher(batch["img"], self.branch)
         terms = self.distiller(student, teacher, self.tap.fg_mask, self.tap.labels, batch, self.progress)
         kd = torch.stack(list(terms.values())) if terms else loss.new_zeros(0)
+        self.batches_this_epoch += 1
         if not torch.isfinite(kd).all():
             self.skipped += 1
             bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+            for k in bad:
+                self.bad_this_epoch[k] = self.bad_this_epoch.get(k, 0) + 1
             LOGGER.warning(f"non-finite KD term(s) {bad}: batch trained on the YOLO loss only ({self.skipped} so far)")
             kd = torch.zeros_like(kd)
         items = {**items, **{k: v.detach() for k, v in zip(terms, kd)}}

@@ -29,6 +29,11 @@ def run_demo(**overrides) -> dict:
     from .datasets.shapes import ensure
     from .export import export
 
+    unknown = sorted(set(overrides) - set(DEMO))
+    if unknown:
+        from .config import KDConfigError, suggest
+
+        raise KDConfigError(f"'{unknown[0]}' is not a demo key.{suggest(unknown[0], DEMO)} Valid: {', '.join(DEMO)}")
     cfg = {**DEMO, **overrides}
     data = str(ensure(root=cfg["root"], train=cfg["train"], val=cfg["val"], imgsz=cfg["imgsz"], seed=cfg["seed"],
                       max_objects=4, clutter=6, min_size=0.12))

@@ -76,7 +76,11 @@ class Distiller(nn.Module):
         self.cwd = ChannelWiseDistillation(s_channels, t_channels, cfg.cwd_temp) if "cwd_loss" in w else None
         self.mgd = FeatureResampling(s_channels, t_channels, cfg.mgd_mask, teacher_width=True) if "mgd_loss" in w else None
         self.logit_kd = SigmoidLogitDistillation(cfg.kd_temp) if "kd_loss" in w else None
-        self.uses_sam_weights = cfg.method == "paper" and bool(cfg.sam_weighting) and (self.fr or self.fam)
+        self.uses_sam_weights = cfg.method == "paper" and bool(cfg.sam_weighting) and (self.fr is not None or self.fam is not None)
+
+    def weight_key(self, column: str) -> str:
+        """The config key holding a column's weight ('fr_loss' -> 'fr', 'kd_loss' -> 'logit_kd')."""
+        return METHOD_TERMS[self.cfg.method].get(column, column.removesuffix("_loss"))
 
     def ramp(self, progress: float) -> float:
         """KD weight multiplier at `progress` epochs: linear warm-up from 0 to 1 over `kd_warmup` epochs."""

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ultralytics.nn.modules.head import Detect
-from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint, yaml_model_load
 from ultralytics.utils import LOGGER
 from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
@@ -49,6 +49,12 @@ def head_outputs(preds, branch: str = "one2many") -> HeadOutputs:
     return HeadOutputs(preds["feats"], preds["boxes"], preds["scores"])
 
 
+def _require_detection_task(path: str, task: str) -> None:
+    """Refuse a teacher whose task has no Detect head (classify); detect, segment, pose and obb heads all detect."""
+    if task == "classify":
+        raise TeacherError(f"teacher '{path}' is a classification model: the teacher must be a detector (e.g. yolov8l.pt)")
+
+
 def load_teacher(path: str | Path, names: dict | None = None) -> DetectionModel:
     """Load a detection model from a checkpoint path (or an official name, downloaded when online) or build one from
     a model YAML (untrained, with the data's class `names`); return it float32 on CPU.
@@ -58,8 +64,9 @@ def load_teacher(path: str | Path, names: dict | None = None) -> DetectionModel:
     """
     path = str(path)
     if path.endswith((".yaml", ".yml")):
-        if not Path(path).exists() and not path.startswith("yolo"):
+        if not Path(path).exists() and not Path(path).name.startswith("yolo"):
             raise TeacherError(f"teacher model YAML '{path}' not found")
+        _require_detection_task(path, guess_model_task(yaml_model_load(path)))
         LOGGER.warning(f"teacher={path} is a model YAML: the teacher is untrained (use this for plumbing tests only)")
         model = DetectionModel(path, nc=len(names) if names else None, verbose=False).float()
         if names:
@@ -80,10 +87,28 @@ def load_teacher(path: str | Path, names: dict | None = None) -> DetectionModel:
         ) from e
     if not isinstance(model, nn.Module):
         raise TeacherError(f"teacher '{path}' holds no model")
+    _require_detection_task(path, guess_model_task(model))
     detect_head(model)
     if not isinstance(model, DetectionModel) or type(model).__name__ != "DetectionModel":
         LOGGER.warning(f"teacher '{path}' is a {type(model).__name__}; only its detection head is distilled")
     return model.float()
+
+
+def warn_if_same_model(teacher: nn.Module, student: nn.Module, teacher_path, student_path) -> bool:
+    """Warn (and return True) when the teacher is the student's own file or holds the same weights: distillation
+    would then have nothing to teach."""
+    same_file = student_path and Path(str(teacher_path)).resolve() == Path(str(student_path)).resolve()
+    t, s = teacher.state_dict(), student.state_dict()
+    same_weights = t.keys() == s.keys() and all(
+        t[k].shape == s[k].shape and torch.equal(t[k].float().cpu(), s[k].float().cpu()) for k in t
+    )
+    if same_file or same_weights:
+        LOGGER.warning(
+            f"teacher '{teacher_path}' is {'the same file as' if same_file else 'identical to'} the student "
+            f"'{student_path}': distillation has nothing to teach; use a larger or better-trained teacher"
+        )
+        return True
+    return False
 
 
 def check_levels(teacher: nn.Module, student: str | Path | nn.Module) -> None:

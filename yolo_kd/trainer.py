@@ -16,8 +16,8 @@ loggers, checkpoints and export. What this class adds, and where:
 
 from __future__ import annotations
 
-import io
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,14 +28,15 @@ from torch import nn
 
 from ultralytics.data.utils import check_det_dataset
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, colorstr
 from ultralytics.utils.torch_utils import unwrap_model
 
-from .config import KDConfig, split_overrides
-from .criterion import KDCriterion
+from .checkpoints import atomic_strip_optimizer, atomic_write, publish, serialize, staged_checkpoints
+from .config import KD_DEFAULTS, KDConfig, split_overrides, summarize_names
+from .criterion import KDCriterion, KDTrainingError
 from .distiller import Distiller
-from .teacher import Teacher, TeacherError, check_levels, detect_head, head_outputs, load_teacher
+from .preflight import check_device, check_student, check_ultralytics_args, check_writable, resolve_resume, run_parent
+from .teacher import Teacher, TeacherError, check_levels, detect_head, head_outputs, load_teacher, warn_if_same_model
 
 
 class _StudentWithKD(nn.Module):
@@ -77,22 +78,23 @@ class KDTrainer(DetectionTrainer):
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
         ul, kd = split_overrides(overrides)
-        if ul.get("resume") is True and str(ul.get("model", "")).endswith(".pt"):
-            ul["resume"] = ul["model"]  # `resume=True model=last.pt`, as with `yolo train resume model=...`
-        if ul.get("resume"):
-            kd = {**self._kd_settings_from_checkpoint(ul), **{k: v for k, v in kd.items() if k == "teacher"}}
+        check_ultralytics_args(ul)
+        resuming = bool(ul.get("resume"))
+        if resuming:
+            ul["resume"] = ul["model"] = resolve_resume(ul)[0]  # `resume=True model=last.pt` or a bare `resume=True`
+            kd = self._kd_settings_for_resume(ul["model"], kd)
         self.kd_cfg = KDConfig.from_overrides(kd)
-        self.teacher_model = None
-        if self.kd_cfg.method != "none":
-            if not self.kd_cfg.teacher:
-                raise TeacherError(f"method={self.kd_cfg.method} needs a teacher: pass teacher=path/to/teacher.pt")
-            data = check_det_dataset(ul["data"]) if ul.get("data") and not ul.get("resume") else None
-            self.teacher_model = load_teacher(self.kd_cfg.teacher, names=data and data["names"])
-            if data is not None:
-                if ul.get("model"):
-                    check_levels(self.teacher_model, ul["model"])
-                self._check_teacher_classes(data)
-        super().__init__(cfg, ul, _callbacks)
+        check_device(ul.get("device"))
+        student = None
+        if not resuming:
+            student = check_student(ul.get("model"))
+            check_writable(run_parent(ul), f"project={ul.get('project') or run_parent(ul)}")
+        self.teacher_model = self._load_and_check_teacher(ul, student, resuming) if self.kd_cfg.method != "none" else None
+        try:
+            super().__init__(cfg, ul, _callbacks)
+        except BaseException:
+            self._remove_fresh_run_dir()
+            raise
         self.teacher = None  # Teacher on the training device, built in build_optimizer
         self.distiller = None
         self._batches_this_epoch, self._epoch_seen = 0, -1
@@ -103,28 +105,58 @@ class KDTrainer(DetectionTrainer):
 
     # ------------------------------------------------------------------ checks
     @staticmethod
-    def _kd_settings_from_checkpoint(ul: dict) -> dict:
-        """KD settings recorded in the checkpoint being resumed, else in its run's kd.yaml."""
-        resume = ul["resume"]
-        path = resume if isinstance(resume, (str, Path)) and Path(resume).exists() else ul.get("model")
-        if not path or not Path(path).exists():
-            return {}
+    def _kd_settings_for_resume(path: str, explicit: dict) -> dict:
+        """KD settings recorded in the checkpoint being resumed (else in its run's kd.yaml). Only `teacher=` may be
+        changed on resume (the teacher file moved); other KD keys given with resume are named and ignored."""
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        if (ckpt.get("kd") or {}).get("cfg"):
-            return dict(ckpt["kd"]["cfg"])
-        run_cfg = Path(path).resolve().parents[1] / "kd.yaml"  # killed between the two checkpoint writes
-        return yaml.safe_load(run_cfg.read_text()) if run_cfg.exists() else {}
+        recorded = dict((ckpt.get("kd") or {}).get("cfg") or {})
+        run_cfg = Path(path).resolve().parents[1] / "kd.yaml"
+        if not recorded and run_cfg.exists():
+            recorded = yaml.safe_load(run_cfg.read_text()) or {}
+        ignored = sorted(k for k, v in explicit.items() if k != "teacher" and v != recorded.get(k, KD_DEFAULTS.get(k)))
+        if ignored:
+            LOGGER.warning(f"{colorstr('KD:')} resume ignores KD keys {ignored}, using the checkpoint's values. "
+                           f"Start a new run to change them.")
+        return {**recorded, **{k: v for k, v in explicit.items() if k == "teacher"}}
 
-    def _check_teacher_classes(self, data: dict) -> None:
+    def _load_and_check_teacher(self, ul: dict, student, resuming: bool) -> nn.Module:
+        """Load the teacher and check it against the data (classes) and the student (levels), before any run folder
+        is written."""
+        if not self.kd_cfg.teacher:
+            raise TeacherError(f"method={self.kd_cfg.method} needs a teacher: pass teacher=path/to/teacher.pt")
+        if resuming and not str(self.kd_cfg.teacher).endswith((".yaml", ".yml")) and not Path(self.kd_cfg.teacher).exists():
+            raise TeacherError(f"this run's teacher '{self.kd_cfg.teacher}' is not found (moved or deleted): add "
+                               f"teacher=<its new path> to the resume command")
+        data = check_det_dataset(ul["data"]) if ul.get("data") and not resuming else None
+        teacher = load_teacher(self.kd_cfg.teacher, names=data and data["names"])
+        if data is not None:
+            if isinstance(student, nn.Module) or str(student).endswith((".yaml", ".yml")):
+                check_levels(teacher, student)
+            self._check_teacher_classes(teacher, data)
+        if isinstance(student, nn.Module):
+            warn_if_same_model(teacher, student, self.kd_cfg.teacher, ul.get("model"))
+        return teacher
+
+    def _remove_fresh_run_dir(self) -> None:
+        """After a refused start, remove the run folder Ultralytics just made if it holds only args.yaml and an empty
+        weights/ (no files left behind)."""
+        d = getattr(self, "save_dir", None)
+        if RANK not in {-1, 0} or d is None or not Path(d).is_dir():
+            return
+        left = {p.relative_to(d).as_posix() for p in Path(d).rglob("*")}
+        if left <= {"args.yaml", "weights"}:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def _check_teacher_classes(self, teacher: nn.Module, data: dict) -> None:
         """Refuse a teacher whose classes differ from the data unless allow_class_mismatch=True."""
-        t_names = getattr(self.teacher_model, "names", None)
-        t_nc = detect_head(self.teacher_model).nc
+        t_names = getattr(teacher, "names", None)
+        t_nc = detect_head(teacher).nc
         d_names = data["names"]
         same = t_nc == data["nc"] and (t_names is None or list(dict(t_names).values()) == list(dict(d_names).values()))
         if not same:
             msg = (
-                f"teacher classes ({t_nc}: {t_names}) differ from the data's ({data['nc']}: {d_names}); logit and "
-                f"box distillation need the same classes"
+                f"teacher classes ({summarize_names(t_names) if t_names else t_nc}) differ from the data's "
+                f"({summarize_names(d_names)}); logit and box distillation need the same classes"
             )
             if not self.kd_cfg.allow_class_mismatch:
                 raise TeacherError(msg + " (pass allow_class_mismatch=True to distil features only)")
@@ -213,35 +245,24 @@ class KDTrainer(DetectionTrainer):
         }
 
     def save_model(self):
-        """Ultralytics' checkpoints, then the "kd" entry added beside the student in each file just written."""
-        saved = super().save_model()
-        written = [self.last]
-        if self.best_fitness == self.fitness:
-            written.append(self.best)
-        if self.save_period > 0 and self.epoch % self.save_period == 0:
-            written.append(self.wdir / f"epoch{self.epoch}.pt")
-        ckpt = torch.load(self.last, map_location="cpu", weights_only=False)
-        ckpt["kd"] = self.kd_state()
-        buffer = io.BytesIO()
-        torch.save(ckpt, buffer)
-        for f in written:  # atomic replace: a kill leaves the previous complete file
-            tmp = f.with_suffix(".tmp")
-            tmp.write_bytes(buffer.getvalue())
-            os.replace(tmp, f)
+        """Ultralytics' checkpoints, written into a staging folder, then published atomically with the "kd" entry
+        beside the student: a kill or a failed write at any moment leaves the previous or the new complete file."""
+        with staged_checkpoints(self) as stage:
+            saved = super().save_model()
+        publish(stage, self.wdir, {"kd": self.kd_state()})
         return saved
 
     def final_eval(self):
         """Drop the KD module weights from the finished last.pt/best.pt (only resume needs them; settings stay),
-        then Ultralytics' final evaluation, which strips the optimizer."""
+        then Ultralytics' final evaluation, whose optimizer stripping is made atomic too."""
         for f in (self.last, self.best):
             if RANK in {-1, 0} and f.exists():
                 ckpt = torch.load(f, map_location="cpu", weights_only=False)
                 if (ckpt.get("kd") or {}).get("state") is not None:
                     ckpt["kd"]["state"] = None
-                    tmp = f.with_suffix(".tmp")
-                    torch.save(ckpt, tmp)
-                    os.replace(tmp, f)
-        super().final_eval()
+                    atomic_write(f, serialize(ckpt))
+        with atomic_strip_optimizer():
+            super().final_eval()
 
     def resume_training(self, ckpt):
         """Ultralytics' resume, plus the Distiller weights (their optimizer state is in the shared optimizer)."""
@@ -280,6 +301,30 @@ class KDTrainer(DetectionTrainer):
         crit = getattr(unwrap_model(self.model), "criterion", None)
         if isinstance(crit, KDCriterion) and crit.skipped:
             LOGGER.warning(f"{colorstr('KD:')} {crit.skipped} batch(es) had non-finite KD terms and used YOLO loss only")
+
+    def run_callbacks(self, event: str):
+        """Ultralytics' callbacks, plus the KD health check at the end of each training epoch."""
+        if event == "on_train_epoch_end":
+            self.check_kd_health()
+        super().run_callbacks(event)
+
+    def check_kd_health(self) -> None:
+        """Stop with KDTrainingError when a KD term was non-finite in more than `kd_max_skip` of this epoch's batches
+        (training on without it would silently not distil); then reset the per-epoch counts."""
+        crit = getattr(unwrap_model(self.model), "criterion", None) if self.model is not None else None
+        if not isinstance(crit, KDCriterion):
+            return
+        bad, batches = dict(crit.bad_this_epoch), crit.batches_this_epoch
+        crit.bad_this_epoch.clear()
+        crit.batches_this_epoch = 0
+        for term, n in bad.items():
+            if n > self.kd_cfg.kd_max_skip * batches:
+                key = self.distiller.weight_key(term)
+                raise KDTrainingError(
+                    f"KD term {term} was non-finite in {n}/{batches} batches of epoch {getattr(self, 'epoch', 0) + 1} (over "
+                    f"kd_max_skip={self.kd_cfg.kd_max_skip:g}): stopped instead of training without it. Lower its "
+                    f"weight ({key}=...) or switch it off ({key}=0); weights/last.pt holds the last complete epoch"
+                )
 
 
 __all__ = ("KDTrainer",)

@@ -27,24 +27,75 @@ def _labels(file: Path) -> torch.Tensor:
     return torch.tensor(np.loadtxt(lab, ndmin=2), dtype=torch.float32) if lab.exists() and lab.read_text().strip() else torch.zeros(0, 5)
 
 
+ATTENTION_KEYS = ("model", "teacher", "data", "n", "imgsz", "level", "temp", "save_dir")
+
+
+def attention_cli(**kw) -> Path:
+    """`yolo-kd attention model=... teacher=... data=...`: check the keys, write the maps, print where they went."""
+    from .config import KDConfigError, suggest
+
+    for k in kw:
+        if k not in ATTENTION_KEYS:
+            raise KDConfigError(f"'{k}' is not a 'yolo-kd attention' argument.{suggest(k, ATTENTION_KEYS)} Valid: "
+                                f"{', '.join(ATTENTION_KEYS)}")
+    missing = [k for k in ("model", "teacher", "data") if not kw.get(k)]
+    if missing:
+        raise KDConfigError(f"'yolo-kd attention' needs {', '.join(f'{k}=' for k in missing)} (e.g. model=best.pt "
+                            f"teacher=teacher.pt data=data.yaml)")
+    out = save_attention_maps(**kw)
+    print(f"attention maps saved to {out}")
+    return out
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    from .config import KDConfigError
+
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        rng = f"{low}..{high}" if high is not None else f">= {low}"
+        raise KDConfigError(f"'{name}={value}' must be an integer in {rng}")
+    return value
+
+
 def save_attention_maps(
     model: str, teacher: str, data: str, n: int = 4, imgsz: int = 640, level: int = 0, temp: float = 0.5, save_dir: str | None = None
 ) -> Path:
-    """Write attention_<i>.png for the first `n` validation images of `data`; return the output directory."""
+    """Write attention_<i>.png for the first `n` validation images of `data`; return the output directory (by
+    default a new runs/detect/attention<N>, Ultralytics' run-folder convention). Everything is checked before the
+    folder is made."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from ultralytics.data.utils import check_det_dataset
-    from ultralytics.nn.tasks import load_checkpoint
+    from ultralytics.utils import SETTINGS
+    from ultralytics.utils.checks import check_imgsz
+    from ultralytics.utils.files import increment_path
 
-    student = load_checkpoint(model)[0].float().eval()
+    from .config import KDConfigError
+    from .preflight import check_student, check_writable
+    from .teacher import detect_head
+
+    n, level = _check_int("n", n, 1), _check_int("level", level, 0)
+    if isinstance(temp, bool) or not isinstance(temp, (int, float)) or not temp > 0:
+        raise KDConfigError(f"'temp={temp}' must be a number > 0")
+    student = check_student(model)
+    if not isinstance(student, torch.nn.Module):
+        raise KDConfigError(f"model={model}: pass the trained student's weights (.pt), not a model YAML")
+    student = student.float().eval()
     t_model = load_teacher(teacher).eval()
+    levels = len(detect_head(student).stride)
+    if level >= levels:
+        raise KDConfigError(f"'level={level}' is out of range: the student has {levels} detection levels (0..{levels - 1})")
+    stride = int(max(detect_head(student).stride.max(), detect_head(t_model).stride.max()))
+    imgsz = check_imgsz(_check_int("imgsz", imgsz, 1), stride=stride, max_dim=1)  # as training rounds it
     val = Path(check_det_dataset(data)["val"])
     files = sorted(p for p in (val.rglob("*") if val.is_dir() else []) if p.suffix.lower() in {".jpg", ".png", ".jpeg"})[:n]
-    out = Path(save_dir) if save_dir else Path(model).resolve().parents[1] / "attention"
-    out.mkdir(parents=True, exist_ok=True)
+    if not files:
+        raise KDConfigError(f"no validation images found in {val}")
+    out = Path(save_dir) if save_dir else Path(SETTINGS["runs_dir"]) / "detect" / "attention"
+    check_writable(out, f"save_dir={out}")
+    out = increment_path(out, exist_ok=bool(save_dir), mkdir=True)
     for i, f in enumerate(files):
         img, x = _load_image(f, imgsz)
         with torch.no_grad():
