@@ -1,5 +1,7 @@
 """Analytic checks of every KD loss module: zero when equal, positive when not, shapes, gradients, identities."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -208,14 +210,77 @@ def test_distiller_shapes_and_gradients(teacher, method):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in d.parameters()) or method == "kd"
 
 
-def test_paper_terms_and_warmup():
-    cfg = KDConfig.from_overrides({"method": "paper", "kd_warmup": 2.0})
+def test_paper_terms_and_clip():
+    cfg = KDConfig.from_overrides({"method": "paper"})
     d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
-    assert d.terms == ("fr_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss")
-    assert d.ramp(0.0) == 0.0 and d.ramp(1.0) == 0.5 and d.ramp(5.0) == 1.0
+    assert d.terms == ("fr_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss") and not d.skipped
     big = torch.tensor(50.0, requires_grad=True)
     clipped = d.clip(big)
     clipped.backward()
     assert clipped.item() == pytest.approx(cfg.kd_clip) and big.grad.item() == pytest.approx(cfg.kd_clip / 50)
-    no_logits = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, logits=False)
-    assert no_logits.terms == ("fr_loss", "sam_loss", "fam_loss")
+
+
+def test_terms_built_for_each_pair():
+    """DKD needs the same classes only (a v8 teacher -> YOLO26 student keeps TCKD/NCKD/BGKD); LD needs equal reg_max;
+    NCKD is not built for nc <= 2. Every skipped term comes with its reason."""
+    cfg = KDConfig.from_overrides({"method": "paper", "ld": 1.0})
+    v8_to_26 = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=1, same_reg_max=False, nc=6)
+    assert {"tckd_loss", "nckd_loss", "bgkd_loss"} <= set(v8_to_26.terms) and "ld_loss" not in v8_to_26.terms
+    assert "reg_max" in v8_to_26.skipped["ld_loss"]
+    other_classes = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, same_classes=False)
+    assert other_classes.terms == ("fr_loss", "sam_loss", "fam_loss", "ld_loss")
+    assert set(other_classes.skipped) == {"tckd_loss", "nckd_loss", "bgkd_loss"}
+    two = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=2)
+    assert "nckd_loss" not in two.terms and "identically 0" in two.skipped["nckd_loss"]
+
+
+@pytest.mark.parametrize("method", ["paper", "mimic", "cwd", "mgd", "kd"])
+def test_kd_state_dict_holds_each_tensor_once(method):
+    """No module is registered twice (the FR generator once was, as `uses_sam_weights`)."""
+    d = Distiller(KDConfig.from_overrides({"method": method, "ld": 1.0}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+    values = sum(v.numel() for v in d.state_dict().values())
+    assert values == sum(p.numel() for p in d.parameters()) + sum(b.numel() for b in d.buffers())
+
+
+def test_kd_schedule():
+    from yolo_kd.schedule import kd_scale
+
+    assert kd_scale(0, 30, warmup=0.1) == 0 and kd_scale(1.5, 30, warmup=0.1) == pytest.approx(0.5)
+    assert kd_scale(3, 30, warmup=0.1) == 1 and kd_scale(29.9, 30, warmup=0.1) == 1
+    assert kd_scale(5, 30) == 1  # no warm-up
+    assert kd_scale(20, 30, off_last=10) == 0 and kd_scale(19.9, 30, off_last=10) == 1
+    assert kd_scale(10, 20, schedule="cosine") == pytest.approx(0.5) and kd_scale(0.01, 20, schedule="cosine") > 0.99
+    assert kd_scale(15, 30, schedule="cosine", off_last=10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.75)))
+
+
+def test_near_constant_channel_does_not_dominate():
+    x = torch.randn(4, 8, 6, 6)
+    x[:, 0] = 3.0 + 1e-4 * torch.randn(4, 6, 6)  # a near-flat channel
+    z = standardize(x)
+    assert z[:, 0].abs().max() < 0.01 < z[:, 1:].abs().mean()
+    assert torch.allclose(z[:, 1:].mean(dim=(0, 2, 3)), torch.zeros(7), atol=1e-5)  # per channel over N, H, W
+    assert torch.allclose(z[:, 1:].std(dim=(0, 2, 3), correction=0), torch.ones(7), atol=0.01)
+
+
+def test_spatial_attention_is_scale_free():
+    x = torch.randn(2, 16, 8, 8)
+    for k in (1e-3, 0.1, 37.0):
+        assert torch.allclose(spatial_attention(x * k, 0.5), spatial_attention(x, 0.5), atol=1e-5)
+
+
+@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo26n.yaml"])
+def test_teacher_reads_raw_head_outputs_without_decoding(cfg):
+    """The teacher's features and logits are those of a plain eval forward pass (same BatchNorm statistics), taken
+    from the head's own output dict; the head is back in eval mode afterwards."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from yolo_kd.teacher import Teacher, head_outputs
+
+    model = DetectionModel(cfg, nc=3, verbose=False)
+    x = torch.rand(2, 3, 64, 64)
+    teacher = Teacher(model, torch.device("cpu"))
+    out = teacher(x)
+    ref = head_outputs(model.eval()(x))
+    assert all(torch.equal(a, b) for a, b in zip(out.feats, ref.feats))
+    assert torch.equal(out.scores, ref.scores) and torch.equal(out.boxes, ref.boxes)
+    assert not teacher.head.training and not any(m.training for m in model.modules())

@@ -36,6 +36,17 @@ def test_cli_train_logs_kd_columns(cli_run):
         assert f"val/{c}" in row  # same columns in validation
     assert (cli_run / "kd.yaml").exists()
     assert (cli_run / "results.png").stat().st_size > 0
+    assert 0 < row["train/kd_ratio"] <= 1.0 + 1e-6  # sum(KD) / YOLO loss, capped by kd_budget=1
+
+
+def test_fam_attention_is_logged_per_epoch(cli_run):
+    """fam_alpha.csv: per epoch, the mean weight of each (student level, teacher level) pair; each level sums to 1."""
+    rows = list(csv.DictReader(open(cli_run / "fam_alpha.csv")))
+    assert len(rows) == 1 and rows[0]["epoch"] == "1"
+    pairs = {k: float(v) for k, v in rows[0].items() if k != "epoch"}
+    assert set(pairs) == {"s0_t0", "s0_t1", "s1_t0", "s1_t1", "s1_t2", "s2_t1", "s2_t2"}  # adjacent matching
+    for i in range(3):
+        assert sum(v for k, v in pairs.items() if k.startswith(f"s{i}_")) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_attention_maps_are_saved(cli_run, tiny_data, tiny_teacher, tmp_path):

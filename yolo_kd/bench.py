@@ -290,7 +290,7 @@ def run_bench(preset: str | None = None, **overrides) -> Path:
     results, run_dirs = [], {}
     for seed in cfg["seeds"]:
         for method in cfg["methods"]:
-            run_dir = out / f"{method}-s{seed}"
+            run_dir = out / f"{Path(method).stem}-s{seed}"  # a preset path runs under its file name
             run_dirs[(method, seed)] = run_dir
             marker = run_dir / "bench.json"
             if not (marker.exists() and is_finished(run_dir, cfg["epochs"])):

@@ -19,9 +19,10 @@ CHOICES = {
     "fr_fill": ("zero", "resample"),
     "fam_levels": ("all", "adjacent"),
     "kd_branch": ("one2many", "one2one"),
+    "kd_schedule": ("constant", "cosine"),
 }
 FRACTIONS = ("fr_mask", "mgd_mask")  # must lie in [0, 1)
-SHARES = ("kd_max_skip",)  # must lie in [0, 1]
+SHARES = ("kd_max_skip", "kd_warmup")  # must lie in [0, 1]
 POSITIVE = ("sam_temp", "kd_temp", "ld_temp", "cwd_temp")  # must be > 0
 ALIASES = {"student": "model"}  # yolo-kd spelling -> Ultralytics key
 # where kd=<name> is looked up: ./cfg, the source checkout's cfg/, the presets installed with the package

@@ -47,14 +47,15 @@ class KDCriterion:
     Non-finite KD terms never reach the optimizer: the batch falls back to the plain YOLO loss and `skipped` counts it.
     """
 
-    def __init__(self, base, teacher: Teacher, distiller: Distiller, branch: str = "one2many"):
+    def __init__(self, base, teacher: Teacher, distiller: Distiller, branch: str = "one2many", budget: float = 0.0):
         self.base = base
         self.teacher = teacher
         self.distiller = distiller
         self.branch = branch
         det_loss = getattr(base, branch, base) if hasattr(base, "one2many") else base
         self.tap = AssignmentTap(det_loss)
-        self.progress = 0.0  # epochs done, set by the trainer each batch (KD warm-up)
+        self.scale = 1.0  # KD schedule multiplier (warm-up, decay), set by the trainer before each batch
+        self.budget = budget  # cap on sum(KD) / YOLO loss; 0 = none
         self.skipped = 0  # batches whose KD terms were dropped, whole run
         self.bad_this_epoch: dict[str, int] = {}  # term -> batches it was non-finite, reset by the trainer each epoch
         self.batches_this_epoch = 0
@@ -77,7 +78,7 @@ class KDCriterion:
             student.feats = head_outputs(preds, "one2many").feats
         batch_size = student.scores.shape[0]
         teacher = self.teacher(batch["img"], self.branch)
-        terms = self.distiller(student, teacher, self.tap.fg_mask, self.tap.labels, batch, self.progress)
+        terms = self.distiller(student, teacher, self.tap.fg_mask, self.tap.labels, batch, self.scale)
         kd = torch.stack(list(terms.values())) if terms else loss.new_zeros(0)
         self.batches_this_epoch += 1
         if not torch.isfinite(kd).all():
@@ -87,5 +88,10 @@ class KDCriterion:
                 self.bad_this_epoch[k] = self.bad_this_epoch.get(k, 0) + 1
             LOGGER.warning(f"non-finite KD term(s) {bad}: batch trained on the YOLO loss only ({self.skipped} so far)")
             kd = torch.zeros_like(kd)
+        yolo = loss.detach().float().sum() / batch_size  # per-image YOLO loss, as logged
+        if self.budget > 0 and terms:  # scale all KD terms together so that sum(KD) <= budget * YOLO (no host sync)
+            kd = kd * (self.budget * yolo / kd.detach().sum().clamp_min(1e-12)).clamp(max=1.0)
         items = {**items, **{k: v.detach() for k, v in zip(terms, kd)}}
+        if terms:
+            items["kd_ratio"] = kd.detach().sum() / yolo.clamp_min(1e-12)  # logged as train/kd_ratio
         return torch.cat([loss, kd.to(loss.dtype) * batch_size]), items

@@ -44,7 +44,20 @@ METHOD_TERMS = {
     "kd": {"kd_loss": "logit_kd"},
     "none": {},
 }
-LOGIT_TERMS = {"tckd_loss", "nckd_loss", "bgkd_loss", "ld_loss", "kd_loss"}
+
+
+LOGIT_CLASS_TERMS = {"tckd_loss", "nckd_loss", "bgkd_loss", "kd_loss"}  # need the same classes in teacher and student
+
+
+def unbuildable_reason(column: str, same_classes: bool, same_reg_max: bool, nc: int | None) -> str | None:
+    """Why a configured term cannot be built for this teacher/student pair, or None when it can."""
+    if column in LOGIT_CLASS_TERMS and not same_classes:
+        return "teacher and student classes differ"
+    if column == "ld_loss" and not same_reg_max:
+        return "LD needs the same DFL bins (reg_max) in teacher and student"
+    if column == "nckd_loss" and nc is not None and nc <= 2:
+        return f"NCKD is identically 0 with {nc} class(es): no non-target distribution to transfer"
+    return None
 
 
 class Distiller(nn.Module):
@@ -53,18 +66,28 @@ class Distiller(nn.Module):
     Args:
         cfg: validated KD settings.
         s_channels / t_channels: channels of the Detect-head inputs (P3, P4, P5, ...) of student and teacher.
-        reg_max: DFL bins of the student head (must equal the teacher's for `ld`).
-        logits: False when teacher and student classes differ (logit terms are then not built).
+        reg_max: DFL bins of the student head.
+        same_classes: teacher and student predict the same classes (TCKD/NCKD/BGKD and `kd` need it).
+        same_reg_max: teacher and student have the same DFL bins (LD needs it).
+        nc: number of classes (NCKD is not built for nc <= 2).
+
+    `skipped` maps each configured term that was not built to the reason.
     """
 
-    def __init__(self, cfg: KDConfig, s_channels: list[int], t_channels: list[int], reg_max: int, logits: bool = True):
+    def __init__(self, cfg: KDConfig, s_channels: list[int], t_channels: list[int], reg_max: int,
+                 same_classes: bool = True, same_reg_max: bool = True, nc: int | None = None):
         super().__init__()
         self.cfg = cfg
-        self.weights = {
-            col: float(getattr(cfg, key))
-            for col, key in METHOD_TERMS[cfg.method].items()
-            if float(getattr(cfg, key)) > 0 and (logits or col not in LOGIT_TERMS)
-        }
+        self.weights, self.skipped = {}, {}
+        for col, key in METHOD_TERMS[cfg.method].items():
+            weight = float(getattr(cfg, key))
+            if weight <= 0:
+                continue
+            reason = unbuildable_reason(col, same_classes, same_reg_max, nc)
+            if reason:
+                self.skipped[col] = reason
+            else:
+                self.weights[col] = weight
         self.terms = tuple(self.weights)
         w = self.weights
         self.fr = FeatureResampling(s_channels, t_channels, cfg.fr_mask, cfg.fr_fill) if "fr_loss" in w else None
@@ -82,10 +105,6 @@ class Distiller(nn.Module):
         """The config key holding a column's weight ('fr_loss' -> 'fr', 'kd_loss' -> 'logit_kd')."""
         return METHOD_TERMS[self.cfg.method].get(column, column.removesuffix("_loss"))
 
-    def ramp(self, progress: float) -> float:
-        """KD weight multiplier at `progress` epochs: linear warm-up from 0 to 1 over `kd_warmup` epochs."""
-        return 1.0 if self.cfg.kd_warmup <= 0 else min(1.0, max(progress, 0.0) / self.cfg.kd_warmup)
-
     def clip(self, value: torch.Tensor) -> torch.Tensor:
         """Cap a term's value at `kd_clip`, rescaling (not zeroing) its gradient above the cap."""
         c = self.cfg.kd_clip
@@ -100,9 +119,9 @@ class Distiller(nn.Module):
         fg_mask: torch.Tensor,
         labels: torch.Tensor,
         batch: dict,
-        progress: float = float("inf"),
+        scale: float = 1.0,
     ) -> dict[str, torch.Tensor]:
-        """Return {column: weighted, clipped scalar} for one batch.
+        """Return {column: weighted, clipped scalar} for one batch, times the schedule's `scale` (warm-up, decay).
 
         student/teacher: head outputs (feats per level, boxes (B, 4*reg_max, A), scores (B, nc, A)).
         fg_mask (B, A) bool and labels (B, A) long: the student's TaskAlignedAssigner result.
@@ -110,7 +129,7 @@ class Distiller(nn.Module):
         s_feats, t_feats = student.feats, [t.detach() for t in teacher.feats]
         raw = {}
         weights, t_attention = None, None
-        targets = [standardize(t) for t in t_feats] if (self.fr or self.fam) else None  # shared by FR and FAM
+        targets = [standardize(t) for t in t_feats] if (self.fr is not None or self.fam is not None) else None  # FR, FAM
         if self.sam is not None or self.uses_sam_weights:
             t_attention = [spatial_attention(t, self.cfg.sam_temp) for t in t_feats]
         if self.uses_sam_weights:
@@ -135,5 +154,4 @@ class Distiller(nn.Module):
             raw["mgd_loss"] = self.mgd(s_feats, t_feats)
         if self.logit_kd is not None:
             raw["kd_loss"] = self.logit_kd(student.scores, teacher.scores.detach())
-        r = self.ramp(progress)
-        return {k: self.clip(raw[k]) * self.weights[k] * r for k in self.terms}
+        return {k: self.clip(raw[k]) * self.weights[k] * scale for k in self.terms}

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ultralytics.nn.modules.head import Detect
-from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint, yaml_model_load
+from ultralytics.nn.tasks import ClassificationModel, DetectionModel, guess_model_task, load_checkpoint, yaml_model_load
 from ultralytics.utils import LOGGER
 from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
@@ -87,7 +87,7 @@ def load_teacher(path: str | Path, names: dict | None = None) -> DetectionModel:
         ) from e
     if not isinstance(model, nn.Module):
         raise TeacherError(f"teacher '{path}' holds no model")
-    _require_detection_task(path, guess_model_task(model))
+    _require_detection_task(path, "classify" if isinstance(model, ClassificationModel) else guess_model_task(model))
     detect_head(model)
     if not isinstance(model, DetectionModel) or type(model).__name__ != "DetectionModel":
         LOGGER.warning(f"teacher '{path}' is a {type(model).__name__}; only its detection head is distilled")
@@ -126,39 +126,26 @@ def check_levels(teacher: nn.Module, student: str | Path | nn.Module) -> None:
 
 
 class Teacher:
-    """A frozen teacher in eval mode that returns its Detect-head inputs (captured by forward hooks on the layers in
-    `Detect.f`) and raw head outputs for a batch of images."""
+    """A frozen teacher in eval mode that returns the raw outputs of its Detect head for a batch of images: the head's
+    input features and its class/box logits, read from the head's own output dict (no hooks). Only the head's own
+    `training` flag is set during the call, so the head skips box decoding and end-to-end post-processing that
+    distillation does not use; every BatchNorm stays in eval mode."""
 
     def __init__(self, model: nn.Module, device: torch.device):
         self.model = model.to(device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        head = detect_head(self.model)
-        self.stride = head.stride
-        self.nc = head.nc
-        self.reg_max = head.reg_max
-        self._feats: dict[int, torch.Tensor] = {}
-        self.layers = list(head.f) if isinstance(head.f, (list, tuple)) else [head.f]
-        self._hooks = [
-            self.model.model[i].register_forward_hook(self._capture(k)) for k, i in enumerate(self.layers)
-        ]
-
-    def _capture(self, k: int):
-        def hook(module, inputs, output):
-            self._feats[k] = output
-
-        return hook
+        self.head = detect_head(self.model)
+        self.stride = self.head.stride
+        self.nc = self.head.nc
+        self.reg_max = self.head.reg_max
 
     @torch.no_grad()
     def __call__(self, img: torch.Tensor, branch: str = "one2many") -> HeadOutputs:
-        """Run the teacher on (B, 3, H, W) images; return feats [(B, C_l, H_l, W_l)], boxes and scores (of `branch`
-        for an end-to-end teacher)."""
-        self._feats.clear()
-        out = head_outputs(self.model(img), branch)
-        return HeadOutputs([self._feats[k] for k in range(len(self.layers))], out.boxes, out.scores)
-
-    def remove(self) -> None:
-        """Detach the hooks (the teacher stays usable as a plain model)."""
-        for h in self._hooks:
-            h.remove()
-        self._hooks.clear()
+        """Run the teacher on (B, C, H, W) images; return feats [(B, C_l, H_l, W_l)], boxes (B, 4*reg_max, A) and
+        scores (B, nc, A) logits (of `branch` for an end-to-end teacher)."""
+        self.head.training = True  # raw prediction dict, no decoding (children, incl. BatchNorm, stay in eval)
+        try:
+            return head_outputs(self.model(img), branch)
+        finally:
+            self.head.training = False

@@ -36,6 +36,7 @@ from .config import KD_DEFAULTS, KDConfig, split_overrides, summarize_names
 from .criterion import KDCriterion, KDTrainingError
 from .distiller import Distiller
 from .preflight import check_device, check_student, check_ultralytics_args, check_writable, resolve_resume, run_parent
+from .schedule import kd_scale
 from .teacher import Teacher, TeacherError, check_levels, detect_head, head_outputs, load_teacher, warn_if_same_model
 
 
@@ -97,7 +98,7 @@ class KDTrainer(DetectionTrainer):
             raise
         self.teacher = None  # Teacher on the training device, built in build_optimizer
         self.distiller = None
-        self._batches_this_epoch, self._epoch_seen = 0, -1
+        self._batches_this_epoch = 0
         if RANK in {-1, 0}:
             (self.save_dir / "kd.yaml").write_text(yaml.safe_dump(self.kd_cfg.as_dict(), sort_keys=False))
         if self.device.type == "cpu":
@@ -176,8 +177,10 @@ class KDTrainer(DetectionTrainer):
             s_ch = [f.shape[1] for f in head_outputs(student(probe)).feats]
             t_ch = [f.shape[1] for f in self.teacher(probe).feats]
         student.train(was_training)
-        logits = self.teacher.nc == s_head.nc and self.teacher.reg_max == s_head.reg_max
-        self.distiller = Distiller(self.kd_cfg, s_ch, t_ch, s_head.reg_max, logits=logits).to(self.device)
+        self.distiller = Distiller(self.kd_cfg, s_ch, t_ch, s_head.reg_max, same_classes=self.teacher.nc == s_head.nc,
+                                   same_reg_max=self.teacher.reg_max == s_head.reg_max, nc=s_head.nc).to(self.device)
+        for term, reason in self.distiller.skipped.items():
+            LOGGER.warning(f"{colorstr('KD:')} {term} is configured but not built: {reason}")
         n = sum(p.numel() for p in self.distiller.parameters())
         LOGGER.info(
             f"{colorstr('KD:')} method={self.kd_cfg.method} teacher={self.kd_cfg.teacher} channels {s_ch} -> {t_ch}, "
@@ -200,7 +203,7 @@ class KDTrainer(DetectionTrainer):
         if self.distiller is not None:
             student = unwrap_model(self.model)
             base = student.criterion if getattr(student, "criterion", None) is not None else student.init_criterion()
-            student.criterion = KDCriterion(base, self.teacher, self.distiller, self.kd_cfg.kd_branch)
+            student.criterion = KDCriterion(base, self.teacher, self.distiller, self.kd_cfg.kd_branch, self.kd_cfg.kd_budget)
 
     def auto_batch(self):
         """`batch=-1`: Ultralytics' AutoBatch, measured on the student step plus the teacher forward pass."""
@@ -212,18 +215,6 @@ class KDTrainer(DetectionTrainer):
             return super().auto_batch()
         finally:
             self.model = student
-
-    def preprocess_batch(self, batch: dict) -> dict:
-        """Ultralytics' preprocessing, plus the KD warm-up clock (epochs done, fractional)."""
-        batch = super().preprocess_batch(batch)
-        criterion = getattr(unwrap_model(self.model), "criterion", None)
-        if isinstance(criterion, KDCriterion):
-            epoch = getattr(self, "epoch", 0)  # set by the training loop
-            if self._epoch_seen != epoch:
-                self._epoch_seen, self._batches_this_epoch = epoch, 0
-            criterion.progress = epoch + self._batches_this_epoch / max(len(self.train_loader), 1)
-            self._batches_this_epoch += 1
-        return batch
 
     def optimizer_step(self):
         """Average Distiller gradients across DDP ranks (the student's are averaged by DDP), then step."""
@@ -303,16 +294,51 @@ class KDTrainer(DetectionTrainer):
             LOGGER.warning(f"{colorstr('KD:')} {crit.skipped} batch(es) had non-finite KD terms and used YOLO loss only")
 
     def run_callbacks(self, event: str):
-        """Ultralytics' callbacks, plus the KD health check at the end of each training epoch."""
-        if event == "on_train_epoch_end":
+        """Ultralytics' callbacks, plus the KD schedule before each batch, and the KD health check and FAM log at
+        the end of each training epoch."""
+        if event == "on_train_epoch_start":
+            self._batches_this_epoch = 0
+        elif event == "on_train_batch_start":
+            self.update_kd_scale()
+        elif event == "on_train_epoch_end":
             self.check_kd_health()
+            self.log_fam_alpha()
         super().run_callbacks(event)
+
+    def _kd_criterion(self) -> KDCriterion | None:
+        crit = getattr(unwrap_model(self.model), "criterion", None) if isinstance(self.model, nn.Module) else None
+        return crit if isinstance(crit, KDCriterion) else None
+
+    def update_kd_scale(self) -> None:
+        """Set the KD multiplier for the coming batch from the schedule (warm-up, decay, KD-free final epochs)."""
+        crit = self._kd_criterion()
+        if crit is None:
+            return
+        c = self.kd_cfg
+        done = getattr(self, "epoch", 0) + self._batches_this_epoch / max(len(self.train_loader), 1)
+        crit.scale = kd_scale(done, self.epochs, c.kd_warmup, c.kd_schedule, int(c.kd_off_last))
+        self._batches_this_epoch += 1
+
+    def log_fam_alpha(self) -> None:
+        """Append this epoch's mean FAM attention per (student level, teacher level) pair to fam_alpha.csv."""
+        fam = getattr(self.distiller, "fam", None)
+        if fam is None or RANK not in {-1, 0}:
+            return
+        alphas = fam.alpha_means()
+        if not alphas:
+            return
+        f = self.save_dir / "fam_alpha.csv"
+        new = not f.exists()
+        with open(f, "a") as fh:
+            if new:
+                fh.write(",".join(["epoch", *alphas]) + "\n")
+            fh.write(",".join([str(getattr(self, "epoch", 0) + 1), *map(str, alphas.values())]) + "\n")
 
     def check_kd_health(self) -> None:
         """Stop with KDTrainingError when a KD term was non-finite in more than `kd_max_skip` of this epoch's batches
         (training on without it would silently not distil); then reset the per-epoch counts."""
-        crit = getattr(unwrap_model(self.model), "criterion", None) if self.model is not None else None
-        if not isinstance(crit, KDCriterion):
+        crit = self._kd_criterion()
+        if crit is None:
             return
         bad, batches = dict(crit.bad_this_epoch), crit.batches_this_epoch
         crit.bad_this_epoch.clear()

@@ -7,11 +7,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def standardize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Zero-mean, unit-variance per sample and channel over H, W (as in PKD), so losses do not depend on the
-    feature scale of a model family, its channel count or resolution. (B, C, H, W) -> same, float32."""
+def standardize(x: torch.Tensor, rel_eps: float = 1e-2) -> torch.Tensor:
+    """Zero-mean, unit-variance per channel over N, H, W (as PKD), so losses do not depend on the feature scale of a
+    model family, its channel count or resolution. (B, C, H, W) -> same, float32.
+
+    The variance floor is relative: eps = rel_eps * mean channel variance (+1e-12), so a near-constant channel
+    (std 1e-4 beside channels of std 1) is scaled by about 1/sqrt(rel_eps) = 10, not blown up to unit variance, and
+    small P5 maps (16 positions at 128 px) get batch-wide statistics."""
     x = x.float()
-    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)  # one pass; much faster than .std()
+    var, mean = torch.var_mean(x, dim=(0, 2, 3), keepdim=True, correction=0)  # (1, C, 1, 1); one pass
+    eps = rel_eps * var.mean() + 1e-12
     return (x - mean) * torch.rsqrt(var + eps)
 
 

@@ -41,6 +41,21 @@ class FeatureAlignmentModule(nn.Module):
         self.query = nn.ModuleList(nn.Linear(c, dim) for c in s_channels)
         self.key = nn.ModuleList(nn.Linear(c, dim) for c in t_channels)
         self.scale = 1 / math.sqrt(dim)
+        self._alpha_sum: list[torch.Tensor | None] = [None] * len(self.matches)  # per student level, on device
+        self._alpha_batches = 0
+
+    def alpha_means(self, reset: bool = True) -> dict[str, float]:
+        """Mean attention weight of each (student level i, teacher level j) pair since the last reset, as
+        {'s{i}_t{j}': alpha}: the evidence of whether each student level still learns from several teacher levels.
+        One host sync; call once per epoch."""
+        out = {}
+        if self._alpha_batches:
+            for i, total in enumerate(self._alpha_sum):
+                for j, a in zip(self.matches[i], (total / self._alpha_batches).tolist()):
+                    out[f"s{i}_t{j}"] = round(a, 4)
+        if reset:
+            self._alpha_sum, self._alpha_batches = [None] * len(self.matches), 0
+        return out
 
     def align_pair(self, s: torch.Tensor, i: int, j: int, size) -> torch.Tensor:
         """Student level i -> teacher level j: 1x1 conv and resize, done at the smaller of the two resolutions
@@ -64,6 +79,11 @@ class FeatureAlignmentModule(nn.Module):
         """Scalar one-to-many alignment loss; `weights` are optional (B, 1, H_j, W_j) spatial weights per level,
         `targets` the standardised teacher features if already computed."""
         alphas = self.attention(s_feats, t_feats)
+        if self.training:
+            self._alpha_batches += 1
+            for i, a in enumerate(alphas):
+                mean = a.detach().mean(0)
+                self._alpha_sum[i] = mean if self._alpha_sum[i] is None else self._alpha_sum[i] + mean
         targets = targets or [standardize(t) for t in t_feats]
         losses = []
         for i, s in enumerate(s_feats):

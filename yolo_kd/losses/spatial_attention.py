@@ -2,7 +2,10 @@
 
 Teacher spatial attention on level l, for T_l (B, C, H, W):
 
-    A_T(h,w) = H*W * softmax_hw( mean_c |T_l(c,h,w)| / tau )          (mean 1 over positions)
+    m(h,w)   = mean_c |T_l(c,h,w)|,   A_T(h,w) = H*W * softmax_hw( m(h,w) / (mean_hw m * tau) )   (mean 1 over positions)
+
+The channel-mean magnitude is divided by its spatial mean, so the attention's sharpness does not depend on the
+activation scale of the teacher's model family (scaling T leaves A_T unchanged).
 
 Ground-truth foreground F_l(h,w) in {0,1}: grid cells whose centres fall inside a box, plus the cell containing each
 box centre (so boxes smaller than the stride never vanish). The SAM weight used by the feature losses is
@@ -22,9 +25,11 @@ from .common import conv1x1
 
 
 def spatial_attention(x: torch.Tensor, temp: float) -> torch.Tensor:
-    """(B, C, H, W) -> (B, 1, H, W) attention, H*W * softmax over positions of the channel-mean magnitude / temp."""
+    """(B, C, H, W) -> (B, 1, H, W) attention: H*W * softmax over positions of the channel-mean magnitude, relative to
+    its spatial mean, / temp. Invariant to the scale of x."""
     b, _, h, w = x.shape
-    a = x.float().abs().mean(1).view(b, -1) / temp
+    m = x.float().abs().mean(1).view(b, -1)
+    a = m / (m.mean(1, keepdim=True).clamp_min(1e-12) * temp)
     return (h * w * a.softmax(1)).view(b, 1, h, w)
 
 
