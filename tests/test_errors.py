@@ -38,12 +38,12 @@ def one_line_error(capsys, *args, match: str, log_before: bool = False) -> str:
 
 @pytest.fixture(scope="module")
 def kd_run(workdir, tiny_data, tiny_teacher) -> Path:
-    """A finished 1-epoch KD run whose teacher is a copy that tests may move; returns the run folder."""
+    """A finished 2-epoch KD run whose teacher is a copy that tests may move; returns the run folder."""
     from yolo_kd import KDTrainer
 
     teacher = workdir / "teacher-copy.pt"
     shutil.copy(tiny_teacher, teacher)
-    o = tiny_overrides(workdir, tiny_data, str(teacher), "errors-run", kd_warmup=0, save_period=1)
+    o = tiny_overrides(workdir, tiny_data, str(teacher), "errors-run", kd_warmup=0, save_period=1, epochs=2)
     KDTrainer(overrides=o).train()
     return workdir / "runs" / "errors-run"
 
@@ -110,13 +110,17 @@ def test_resume_with_moved_teacher_names_the_fix(capsys, kd_run, workdir, tmp_pa
     from yolo_kd import KDTrainer
 
     unfinished = kd_run / "weights" / "unfinished.pt"
-    shutil.copy(kd_run / "weights" / "epoch0.pt", unfinished)  # epoch 0 of 1: resumable
+    shutil.copy(kd_run / "weights" / "epoch0.pt", unfinished)  # epoch 1 of 2: resumable
+    shutil.copy(kd_run / "weights" / "kd_epoch0.pt", kd_run / "weights" / "kd_unfinished.pt")
     moved = tmp_path / "moved-teacher.pt"
     shutil.move(workdir / "teacher-copy.pt", moved)
     try:
         one_line_error(capsys, "train", "resume=True", f"model={unfinished}", match="add teacher=<its new path> to the resume")
         t = KDTrainer(overrides=dict(resume=True, model=str(unfinished), teacher=str(moved), fr=3))
         assert t.kd_cfg.teacher == str(moved) and t.kd_cfg.fr == 1.0  # fr=3 is ignored on resume, with a warning
+        t._setup_train()  # resume_training: the KD modules are exactly those saved beside the checkpoint
+        saved = torch.load(kd_run / "weights" / "kd_unfinished.pt", weights_only=False)["state"]
+        assert saved and all(torch.equal(v, saved[k]) for k, v in t.distiller.state_dict().items())
     finally:
         shutil.move(moved, workdir / "teacher-copy.pt")
 
@@ -135,7 +139,10 @@ def test_checkpoint_write_fault_keeps_the_previous_file(workdir, tiny_data, tiny
     t = _saving_trainer(workdir, tiny_data, tiny_teacher)
     t.save_model()
     before = {f: f.read_bytes() for f in (t.last, t.best)}
-    assert torch.load(t.last, weights_only=False)["kd"]["state"]
+    from yolo_kd.checkpoints import kd_sidecar
+
+    assert torch.load(kd_sidecar(t.last), weights_only=False)["state"]
+    before[kd_sidecar(t.last)] = kd_sidecar(t.last).read_bytes()
     t.epoch, t.fitness = 1, 1.0  # a new best: last.pt, best.pt and epoch1.pt would all be rewritten
 
     def full_disk(self, data):  # writes half, then fails like ENOSPC
@@ -196,11 +203,13 @@ def test_kd_term_non_finite_for_an_epoch_stops_training(workdir, tiny_data, tiny
     t.distiller.fam.forward = lambda *a, **k: torch.tensor(float("inf"))
     for _ in range(2):
         student.loss(batch, student(batch["img"]))
-    assert student.criterion.bad_this_epoch == {"fam_loss": 2}
     with pytest.raises(KDTrainingError, match=r"fam_loss was non-finite in 2/2 batches .* \(fam=0\)"):
         t.run_callbacks("on_train_epoch_end")
-    student.criterion.bad_this_epoch, student.criterion.batches_this_epoch = {"fam_loss": 1}, 20  # 5% <= kd_max_skip
+    for i in range(20):  # 1 bad batch in 20 (5% <= kd_max_skip): a warning, training goes on
+        t.distiller.fam.forward = (lambda *a, **k: torch.tensor(float("inf"))) if i == 0 else type(t.distiller.fam).forward.__get__(t.distiller.fam)
+        student.loss(batch, student(batch["img"]))
     t.check_kd_health()
+    assert student.criterion.skipped_before == 3 and student.criterion.bad_counts is None  # 2 + 1
 
 
 # ---------------------------------------------------------------- 6. malformed presets

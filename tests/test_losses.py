@@ -284,3 +284,63 @@ def test_teacher_reads_raw_head_outputs_without_decoding(cfg):
     assert all(torch.equal(a, b) for a, b in zip(out.feats, ref.feats))
     assert torch.equal(out.scores, ref.scores) and torch.equal(out.boxes, ref.boxes)
     assert not teacher.head.training and not any(m.training for m in model.modules())
+
+
+# ---------------------------------------------------------------- no host synchronisation
+SYNC_OPS = {"_local_scalar_dense", "item", "is_nonzero", "nonzero", "masked_select", "equal", "unique",
+            "_unique2", "unique_consecutive", "unique_dim", "repeat_interleave"}
+
+
+def _recording_syncs():
+    """A dispatch mode that records every op which, on CUDA, makes the host wait for the device: reading a value
+    (.item(), bool(), int()), and ops whose output shape depends on values (nonzero, masked_select, boolean-mask
+    indexing, unique, ...). A CPU proxy for `torch.cuda.set_sync_debug_mode('error')`."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    class SyncRecorder(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.syncs = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            bool_index = name.startswith("index") and any(
+                isinstance(a, torch.Tensor) and a.dtype == torch.bool for a in tree_flatten(args[1:])[0])
+            if name in SYNC_OPS or bool_index:
+                import traceback
+
+                where = [f for f in traceback.extract_stack()[:-1] if "yolo_kd" in f.filename]
+                self.syncs.append(f"{name} at {where[-1].filename.split('/')[-1]}:{where[-1].lineno}" if where else name)
+            return func(*args, **(kwargs or {}))
+
+    return SyncRecorder()
+
+
+@pytest.mark.parametrize("method", ["paper", "mimic", "cwd", "mgd", "kd"])
+def test_kd_step_has_no_host_sync(method):
+    """KD forward and backward, the NaN guard and the budget of the criterion never wait for the device."""
+    from yolo_kd.criterion import KDCriterion
+
+    cfg = KDConfig.from_overrides({"method": method, "ld": 1.0})
+    d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=6)
+    s, t = _head(WIDTHS["v8n"], True), _head(WIDTHS["v8s"], False)
+    a = s.scores.shape[-1]
+    batch = {"bboxes": torch.tensor([[0.5, 0.5, 0.2, 0.3]]), "batch_idx": torch.tensor([0.0]), "img": torch.zeros(2, 3, 8, 8)}
+    fg = torch.zeros(2, a, dtype=torch.bool)
+    fg[0, :5] = True
+
+    class Base:  # stands in for Ultralytics' loss (which avoids syncs itself) and its assigner
+        assigner = None
+
+        def __call__(self, preds, batch):
+            crit.tap.fg_mask, crit.tap.labels = fg, torch.randint(0, 6, (2, a))
+            return preds["scores"].sum() * torch.ones(3) * 1e-3, {"box_loss": torch.tensor(1.0)}
+
+    crit = KDCriterion(Base(), lambda img, branch: t, d, budget=1.0)
+    preds = {"feats": s.feats, "boxes": s.boxes, "scores": s.scores}
+    with _recording_syncs() as rec:
+        loss, items = crit(preds, batch)
+        loss.sum().backward()
+    assert rec.syncs == [], rec.syncs
+    assert items["kd_ratio"] <= 1.0 + 1e-6

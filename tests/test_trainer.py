@@ -71,6 +71,7 @@ def test_checkpoint_holds_the_student_only_and_loads_in_plain_ultralytics(cli_ru
     assert getattr(model, "criterion", None) is None
     assert ckpt["kd"]["cfg"]["method"] == "paper" and ckpt["kd"]["teacher"] == tiny_teacher
     assert ckpt["kd"]["state"] is None  # KD modules are only kept while a run can still be resumed
+    assert not list((cli_run / "weights").glob("kd_*.pt"))  # their sidecars go when the run finishes
     metrics = YOLO(str(cli_run / "weights" / "best.pt")).val(data=tiny_data, imgsz=IMGSZ, batch=8, plots=False)
     assert 0 <= metrics.box.map <= 1
     results = YOLO(str(cli_run / "weights" / "best.pt")).predict(torch.rand(1, 3, IMGSZ, IMGSZ), verbose=False)

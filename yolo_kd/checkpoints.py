@@ -50,31 +50,36 @@ def staged_checkpoints(trainer):
         trainer.wdir, trainer.last, trainer.best = saved
 
 
-def publish(stage: Path, wdir: Path, extra: dict) -> list[Path]:
-    """Add `extra` entries to the staged checkpoint (all staged files hold the same bytes), write it atomically over
-    each same-named file in `wdir`, and remove the staging folder. Returns the files written."""
-    files = sorted(stage.glob("*.pt"))
-    if not files:
-        return []
-    ckpt = torch.load(files[0], map_location="cpu", weights_only=False)
-    data = serialize({**ckpt, **extra})
-    written = []
-    for f in files:
-        atomic_write(wdir / f.name, data)
-        written.append(wdir / f.name)
+def kd_sidecar(checkpoint: Path) -> Path:
+    """Where the KD state of a checkpoint lives: weights/last.pt -> weights/kd_last.pt (a prefix, so Ultralytics'
+    `last*.pt` search for the newest run never picks it)."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"kd_{checkpoint.name}")
+
+
+def publish(stage: Path, wdir: Path) -> list[Path]:
+    """Move every staged checkpoint over its namesake in `wdir` with one atomic rename each (after fsync), without
+    reading or rewriting it; remove the staging folder. Returns the published files."""
+    published = []
+    for f in sorted(stage.glob("*.pt")):
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(f, wdir / f.name)
+        published.append(wdir / f.name)
     shutil.rmtree(stage, ignore_errors=True)
-    return written
+    return published
 
 
 @contextmanager
-def atomic_strip_optimizer():
+def atomic_strip_optimizer(extra: dict | None = None):
     """While Ultralytics' `final_eval` runs, make its `strip_optimizer(f)` (an in-place torch.save) write a temporary
-    file and replace `f` atomically. Scoped to the call; restored on exit."""
+    file and replace `f` atomically, adding the `extra` entries to the stripped checkpoint. Scoped to the call."""
     import ultralytics.engine.trainer as ul_trainer
 
     original = ul_trainer.strip_optimizer
 
     def strip_atomically(f="best.pt", s="", updates=None):
+        updates = {**(updates or {}), **(extra or {})}
         if s:
             return original(f, s, updates)
         f = Path(f)
@@ -93,3 +98,16 @@ def atomic_strip_optimizer():
         yield
     finally:
         ul_trainer.strip_optimizer = original
+
+
+def read_kd_state(checkpoint: Path, ckpt: dict) -> tuple[dict | None, int | None]:
+    """(Distiller state_dict, epoch it was saved at) for a checkpoint: from its sidecar, else from the "kd" entry
+    that older yolo-kd versions stored inside the checkpoint."""
+    sidecar = kd_sidecar(checkpoint)
+    if sidecar.exists():
+        try:
+            kd = torch.load(sidecar, map_location="cpu", weights_only=False)
+            return kd.get("state"), kd.get("epoch")
+        except Exception:
+            return None, None  # unreadable sidecar: the KD modules restart (the caller warns)
+    return (ckpt.get("kd") or {}).get("state"), None

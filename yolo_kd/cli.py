@@ -21,7 +21,8 @@ Usage: yolo-kd MODE key=value ...
 
 Errors print one line; add --debug (or set YOLO_KD_DEBUG=1) for the full traceback.
 
-KD keys and defaults: yolo_kd/cfg/default.yaml. Any Ultralytics train key (epochs, batch, imgsz, device, ...) works.
+Trainer KD keys: yolo_kd/cfg/default.yaml; each loss declares its own keys (listed below with their defaults).
+Any Ultralytics train key (epochs, batch, imgsz, device, ...) works.
 """
 
 
@@ -92,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = debug_requested(argv)
     argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in {"help", "-h", "--help"}:
+        from yolo_kd.config import KD_DEFAULTS
+
         print(HELP)
+        print("KD keys (defaults):\n  " + "\n  ".join(f"{k}={v}" for k, v in KD_DEFAULTS.items()))
         return 0
     mode, rest = argv[0], argv[1:]
     if mode not in MODES:

@@ -10,20 +10,20 @@ from types import SimpleNamespace
 
 import yaml
 
-DEFAULTS_FILE = Path(__file__).parent / "cfg" / "default.yaml"
-KD_DEFAULTS: dict = yaml.safe_load(DEFAULTS_FILE.read_text())
+from .losses.registry import REGISTRY, constraints, loss_keys
+
+DEFAULTS_FILE = Path(__file__).parent / "cfg" / "default.yaml"  # keys of the trainer; each loss declares its own
+KD_DEFAULTS: dict = {**yaml.safe_load(DEFAULTS_FILE.read_text()), **loss_keys()}
 KD_KEYS = frozenset(KD_DEFAULTS)
-METHODS = ("paper", "mimic", "cwd", "mgd", "kd", "none")
+METHODS = (*REGISTRY, "none")
+_LOSS_CHOICES, FRACTIONS, POSITIVE = constraints()  # FRACTIONS must lie in [0, 1), POSITIVE be > 0
 CHOICES = {
     "method": METHODS,
-    "fr_fill": ("zero", "resample"),
-    "fam_levels": ("all", "adjacent"),
     "kd_branch": ("one2many", "one2one"),
     "kd_schedule": ("constant", "cosine"),
+    **_LOSS_CHOICES,
 }
-FRACTIONS = ("fr_mask", "mgd_mask")  # must lie in [0, 1)
 SHARES = ("kd_max_skip", "kd_warmup")  # must lie in [0, 1]
-POSITIVE = ("sam_temp", "kd_temp", "ld_temp", "cwd_temp")  # must be > 0
 ALIASES = {"student": "model"}  # yolo-kd spelling -> Ultralytics key
 # where kd=<name> is looked up: ./cfg, the source checkout's cfg/, the presets installed with the package
 PRESET_DIRS = (Path.cwd() / "cfg", Path(__file__).resolve().parents[1] / "cfg", Path(__file__).parent / "presets")

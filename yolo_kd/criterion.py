@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import torch
 
-from ultralytics.utils import LOGGER
-
 from .distiller import Distiller
 from .teacher import Teacher, head_outputs
 
@@ -44,7 +42,10 @@ class AssignmentTap:
 class KDCriterion:
     """YOLO loss + KD loss in one call: returns (loss_vector * batch_size, items) like any Ultralytics criterion.
 
-    Non-finite KD terms never reach the optimizer: the batch falls back to the plain YOLO loss and `skipped` counts it.
+    Nothing here synchronises with the host (as Ultralytics' own loss): when any KD term is non-finite, all KD terms
+    of the batch are replaced by 0 with `torch.where` and the term is counted in a device tensor, which the trainer
+    reads once per epoch; the trainer also zeroes the non-finite gradient entries such a term leaves behind, so the
+    batch trains on the YOLO loss alone.
     """
 
     def __init__(self, base, teacher: Teacher, distiller: Distiller, branch: str = "one2many", budget: float = 0.0):
@@ -56,8 +57,8 @@ class KDCriterion:
         self.tap = AssignmentTap(det_loss)
         self.scale = 1.0  # KD schedule multiplier (warm-up, decay), set by the trainer before each batch
         self.budget = budget  # cap on sum(KD) / YOLO loss; 0 = none
-        self.skipped = 0  # batches whose KD terms were dropped, whole run
-        self.bad_this_epoch: dict[str, int] = {}  # term -> batches it was non-finite, reset by the trainer each epoch
+        self.bad_counts = None  # (n_terms,) batches in which each term was non-finite, this epoch (device tensor)
+        self.skipped_before = 0  # batches with a non-finite KD term in earlier epochs
         self.batches_this_epoch = 0
 
     def __deepcopy__(self, memo):
@@ -71,27 +72,33 @@ class KDCriterion:
         if hasattr(self.base, "update"):
             self.base.update()
 
+    def pop_bad_terms(self) -> dict[str, int]:
+        """{term: batches it was non-finite} since the last call (one host sync), and reset the counts."""
+        if self.bad_counts is None:
+            return {}
+        counts = dict(zip(self.distiller.terms, self.bad_counts.tolist()))
+        self.bad_counts = None
+        return {k: v for k, v in counts.items() if v}
+
     def __call__(self, preds, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss, items = self.base(preds, batch)
         student = head_outputs(preds, self.branch)
         if self.branch != "one2many":  # one2one feats are detached in end-to-end heads: features come from one2many
             student.feats = head_outputs(preds, "one2many").feats
         batch_size = student.scores.shape[0]
+        self.batches_this_epoch += 1
+        if not self.distiller.terms:
+            return loss, items
         teacher = self.teacher(batch["img"], self.branch)
         terms = self.distiller(student, teacher, self.tap.fg_mask, self.tap.labels, batch, self.scale)
-        kd = torch.stack(list(terms.values())) if terms else loss.new_zeros(0)
-        self.batches_this_epoch += 1
-        if not torch.isfinite(kd).all():
-            self.skipped += 1
-            bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-            for k in bad:
-                self.bad_this_epoch[k] = self.bad_this_epoch.get(k, 0) + 1
-            LOGGER.warning(f"non-finite KD term(s) {bad}: batch trained on the YOLO loss only ({self.skipped} so far)")
-            kd = torch.zeros_like(kd)
+        kd = torch.stack(list(terms.values()))
+        finite = torch.isfinite(kd)
+        bad = (~finite).int()
+        self.bad_counts = bad if self.bad_counts is None else self.bad_counts + bad
+        kd = torch.where(finite.all(), kd, torch.zeros_like(kd))  # any term non-finite: YOLO loss only
         yolo = loss.detach().float().sum() / batch_size  # per-image YOLO loss, as logged
-        if self.budget > 0 and terms:  # scale all KD terms together so that sum(KD) <= budget * YOLO (no host sync)
+        if self.budget > 0:  # scale all KD terms together so that sum(KD) <= budget * YOLO
             kd = kd * (self.budget * yolo / kd.detach().sum().clamp_min(1e-12)).clamp(max=1.0)
         items = {**items, **{k: v.detach() for k, v in zip(terms, kd)}}
-        if terms:
-            items["kd_ratio"] = kd.detach().sum() / yolo.clamp_min(1e-12)  # logged as train/kd_ratio
+        items["kd_ratio"] = kd.detach().sum() / yolo.clamp_min(1e-12)  # logged as train/kd_ratio
         return torch.cat([loss, kd.to(loss.dtype) * batch_size]), items

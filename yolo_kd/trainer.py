@@ -31,7 +31,15 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, colorstr
 from ultralytics.utils.torch_utils import unwrap_model
 
-from .checkpoints import atomic_strip_optimizer, atomic_write, publish, serialize, staged_checkpoints
+from .checkpoints import (
+    atomic_strip_optimizer,
+    atomic_write,
+    kd_sidecar,
+    publish,
+    read_kd_state,
+    serialize,
+    staged_checkpoints,
+)
 from .config import KD_DEFAULTS, KDConfig, split_overrides, summarize_names
 from .criterion import KDCriterion, KDTrainingError
 from .distiller import Distiller
@@ -110,7 +118,9 @@ class KDTrainer(DetectionTrainer):
         """KD settings recorded in the checkpoint being resumed (else in its run's kd.yaml). Only `teacher=` may be
         changed on resume (the teacher file moved); other KD keys given with resume are named and ignored."""
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        recorded = dict((ckpt.get("kd") or {}).get("cfg") or {})
+        sidecar = kd_sidecar(path)
+        kd = torch.load(sidecar, map_location="cpu", weights_only=False) if sidecar.exists() else ckpt.get("kd")
+        recorded = dict((kd or {}).get("cfg") or {})
         run_cfg = Path(path).resolve().parents[1] / "kd.yaml"
         if not recorded and run_cfg.exists():
             recorded = yaml.safe_load(run_cfg.read_text()) or {}
@@ -217,7 +227,12 @@ class KDTrainer(DetectionTrainer):
             self.model = student
 
     def optimizer_step(self):
-        """Average Distiller gradients across DDP ranks (the student's are averaged by DDP), then step."""
+        """Zero non-finite gradient entries (left by a KD term that was non-finite; done on the device, no host
+        sync), average Distiller gradients across DDP ranks (the student's are averaged by DDP), then step."""
+        if self.distiller is not None:
+            for p in (*unwrap_model(self.model).parameters(), *self.distiller.parameters()):
+                if p.grad is not None:
+                    p.grad.nan_to_num_(0.0, 0.0, 0.0)
         if self.distiller is not None and self.world_size > 1 and dist.is_initialized():
             for p in self.distiller.parameters():
                 if p.grad is None:
@@ -236,34 +251,41 @@ class KDTrainer(DetectionTrainer):
         }
 
     def save_model(self):
-        """Ultralytics' checkpoints, written into a staging folder, then published atomically with the "kd" entry
-        beside the student: a kill or a failed write at any moment leaves the previous or the new complete file."""
+        """Ultralytics' checkpoints, written into a staging folder and published with atomic renames (never reread or
+        rewritten), then the KD modules' state written atomically beside each one (weights/kd_last.pt, ...). A kill
+        or a failed write at any moment leaves the previous or the new complete file."""
         with staged_checkpoints(self) as stage:
             saved = super().save_model()
-        publish(stage, self.wdir, {"kd": self.kd_state()})
+        published = publish(stage, self.wdir)
+        if published and RANK in {-1, 0}:
+            data = serialize({**self.kd_state(), "epoch": self.epoch})
+            for f in published:
+                atomic_write(kd_sidecar(f), data)
         return saved
 
     def final_eval(self):
-        """Drop the KD module weights from the finished last.pt/best.pt (only resume needs them; settings stay),
-        then Ultralytics' final evaluation, whose optimizer stripping is made atomic too."""
-        for f in (self.last, self.best):
-            if RANK in {-1, 0} and f.exists():
-                ckpt = torch.load(f, map_location="cpu", weights_only=False)
-                if (ckpt.get("kd") or {}).get("state") is not None:
-                    ckpt["kd"]["state"] = None
-                    atomic_write(f, serialize(ckpt))
-        with atomic_strip_optimizer():
+        """Ultralytics' final evaluation, whose optimizer stripping is made atomic and records the KD settings and
+        teacher in the finished last.pt/best.pt (provenance; no KD weights). The KD sidecars of last/best go: only
+        resume needs them."""
+        with atomic_strip_optimizer({"kd": {**self.kd_state(), "state": None}}):
             super().final_eval()
+        if RANK in {-1, 0}:
+            for f in (self.last, self.best):
+                kd_sidecar(f).unlink(missing_ok=True)
 
     def resume_training(self, ckpt):
-        """Ultralytics' resume, plus the Distiller weights (their optimizer state is in the shared optimizer)."""
+        """Ultralytics' resume, plus the Distiller weights from the checkpoint's KD sidecar (their optimizer state is in
+        the shared optimizer)."""
         if ckpt is not None and self.resume and self.distiller is not None:
-            state = (ckpt.get("kd") or {}).get("state")
+            state, epoch = read_kd_state(self.args.model, ckpt)
             if state:
                 self.distiller.load_state_dict(state)
-                LOGGER.info(f"{colorstr('KD:')} restored KD modules from {self.args.model}")
+                LOGGER.info(f"{colorstr('KD:')} restored KD modules from {kd_sidecar(self.args.model)}")
+                if epoch is not None and epoch != ckpt.get("epoch"):
+                    LOGGER.warning(f"{colorstr('KD:')} KD modules are from epoch {epoch + 1}, the student from epoch "
+                                   f"{ckpt.get('epoch', -1) + 1} (killed between the two writes)")
             else:
-                LOGGER.warning(f"{colorstr('KD:')} {self.args.model} holds no KD modules: they restart from scratch")
+                LOGGER.warning(f"{colorstr('KD:')} no KD modules saved for {self.args.model}: they restart from scratch")
         super().resume_training(ckpt)
 
     # ------------------------------------------------------------------ DDP
@@ -289,9 +311,9 @@ class KDTrainer(DetectionTrainer):
         if self.device.type == "cpu":
             use_all_cpu_cores()
         super()._do_train()
-        crit = getattr(unwrap_model(self.model), "criterion", None)
-        if isinstance(crit, KDCriterion) and crit.skipped:
-            LOGGER.warning(f"{colorstr('KD:')} {crit.skipped} batch(es) had non-finite KD terms and used YOLO loss only")
+        crit = self._kd_criterion()
+        if crit is not None and crit.skipped_before:
+            LOGGER.warning(f"{colorstr('KD:')} {crit.skipped_before} batch(es) had non-finite KD terms and used YOLO loss only")
 
     def run_callbacks(self, event: str):
         """Ultralytics' callbacks, plus the KD schedule before each batch, and the KD health check and FAM log at
@@ -335,14 +357,19 @@ class KDTrainer(DetectionTrainer):
             fh.write(",".join([str(getattr(self, "epoch", 0) + 1), *map(str, alphas.values())]) + "\n")
 
     def check_kd_health(self) -> None:
-        """Stop with KDTrainingError when a KD term was non-finite in more than `kd_max_skip` of this epoch's batches
-        (training on without it would silently not distil); then reset the per-epoch counts."""
+        """Read this epoch's non-finite KD counts (one host sync per epoch). Warn about them, and stop with
+        KDTrainingError when a term was non-finite in more than `kd_max_skip` of the epoch's batches (training on
+        without it would silently not distil)."""
         crit = self._kd_criterion()
         if crit is None:
             return
-        bad, batches = dict(crit.bad_this_epoch), crit.batches_this_epoch
-        crit.bad_this_epoch.clear()
+        bad, batches = crit.pop_bad_terms(), crit.batches_this_epoch
         crit.batches_this_epoch = 0
+        if not bad:
+            return
+        crit.skipped_before += max(bad.values())
+        LOGGER.warning(f"{colorstr('KD:')} non-finite KD terms this epoch {bad} (of {batches} batches): those batches "
+                       f"trained on the YOLO loss only")
         for term, n in bad.items():
             if n > self.kd_cfg.kd_max_skip * batches:
                 key = self.distiller.weight_key(term)

@@ -6,18 +6,28 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from .connector import LevelConnector
+from .registry import KDLoss, register
 
-from .common import conv1x1
 
-
-class ChannelWiseDistillation(nn.Module):
+@register("cwd")
+class ChannelWiseDistillation(KDLoss):
     """Per-channel spatial-softmax KL between aligned student and teacher features."""
+
+    name, columns = "cwd", {"cwd_loss": "cwd"}
+    defaults, positive = {"cwd": 1.0, "cwd_temp": 4.0}, ("cwd_temp",)
 
     def __init__(self, s_channels: list[int], t_channels: list[int], temp: float = 4.0):
         super().__init__()
         self.temp = temp
-        self.align = nn.ModuleList(conv1x1(cs, ct) for cs, ct in zip(s_channels, t_channels))
+        self.align = LevelConnector(s_channels, t_channels)
+
+    @classmethod
+    def build(cls, cfg, pair):
+        return cls(pair.s_channels, pair.t_channels, cfg.cwd_temp)
+
+    def compute(self, ctx):
+        return {"cwd_loss": self(ctx.student.feats, ctx.t_feats)}
 
     def forward(self, s_feats: list, t_feats: list) -> torch.Tensor:
         """Scalar loss over levels."""

@@ -26,39 +26,63 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import binary_kl
+from .registry import KDLoss, register
 
 
 def non_target_kl(t_logits: torch.Tensor, s_logits: torch.Tensor, target: torch.Tensor, temp: float) -> torch.Tensor:
-    """Per-row KL between the renormalised non-target distributions, * tau^2. Logits (N, nc), target (N,) -> (N,)."""
-    keep = torch.ones_like(t_logits, dtype=torch.bool).scatter_(1, target[:, None], False)
-    n, nc = t_logits.shape
-    t = t_logits.float()[keep].view(n, nc - 1) / temp
-    s = s_logits.float()[keep].view(n, nc - 1) / temp
-    return F.kl_div(F.log_softmax(s, 1), F.log_softmax(t, 1), reduction="none", log_target=True).sum(1) * temp**2
+    """Per-row KL between the renormalised non-target distributions, * tau^2. Logits (..., nc), target (...) -> (...).
+
+    The target logit is pushed to a very large negative value instead of being removed, so the softmax over nc
+    classes equals the softmax over the nc - 1 others, with fixed shapes and no host synchronisation."""
+    is_target = torch.zeros_like(t_logits, dtype=torch.bool).scatter_(-1, target.long()[..., None], True)
+    t = (t_logits.float() / temp).masked_fill(is_target, -1e9)
+    s = (s_logits.float() / temp).masked_fill(is_target, -1e9)
+    return F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), reduction="none", log_target=True).sum(-1) * temp**2
 
 
-class DecoupledLogitDistillation(nn.Module):
+@register("paper")
+class DecoupledLogitDistillation(KDLoss):
     """Target / non-target / background sigmoid logit distillation on assigned anchors."""
+
+    name = "dkd"
+    columns = {"tckd_loss": "tckd", "nckd_loss": "nckd", "bgkd_loss": "bgkd"}
+    defaults, positive = {"tckd": 1.0, "nckd": 2.0, "bgkd": 0.5, "kd_temp": 2.0}, ("kd_temp",)
 
     def __init__(self, temp: float = 2.0):
         super().__init__()
         self.temp = temp
 
+    @classmethod
+    def skip_reason(cls, column, pair):
+        if not pair.same_classes:
+            return "teacher and student classes differ"
+        if column == "nckd_loss" and pair.nc is not None and pair.nc <= 2:
+            return f"NCKD is identically 0 with {pair.nc} class(es): no non-target distribution to transfer"
+        return None
+
+    @classmethod
+    def build(cls, cfg, pair):
+        return cls(cfg.kd_temp)
+
+    def compute(self, ctx):
+        parts = self(ctx.student.scores, ctx.teacher.scores.detach(), ctx.fg_mask, ctx.labels)
+        return {f"{k}_loss": v for k, v in parts.items()}
+
     def forward(
         self, s_scores: torch.Tensor, t_scores: torch.Tensor, fg_mask: torch.Tensor, labels: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """Scores (B, nc, A) logits, fg_mask (B, A) bool, labels (B, A) assigned class -> scalar tckd, nckd, bgkd."""
+        """Scores (B, nc, A) logits, fg_mask (B, A) bool, labels (B, A) assigned class -> scalar tckd, nckd, bgkd.
+        Masked means over foreground / background anchors (0 when there are none), with no host synchronisation."""
         s = s_scores.permute(0, 2, 1)  # (B, A, nc)
         t = t_scores.permute(0, 2, 1)
-        zero = s.sum() * 0.0  # keeps the graph for empty selections
-        fg = fg_mask.bool()
-        out = {"tckd": zero, "nckd": zero, "bgkd": zero}
-        if fg.any():
-            sf, tf, lab = s[fg], t[fg], labels[fg].long()  # (N, nc), (N,)
-            st, tt = sf.gather(1, lab[:, None]), tf.gather(1, lab[:, None])
-            out["tckd"] = binary_kl(tt, st, self.temp).mean()
-            if s.shape[-1] > 1:
-                out["nckd"] = non_target_kl(tf, sf, lab, self.temp).mean()
-        if (~fg).any():
-            out["bgkd"] = binary_kl(t[~fg], s[~fg], self.temp).mean()
+        fg = fg_mask.float()
+        bg = 1.0 - fg
+        lab = labels.long().clamp(0, s.shape[-1] - 1)[..., None]  # (B, A, 1); background rows are masked out
+        tckd = binary_kl(t.gather(-1, lab), s.gather(-1, lab), self.temp)[..., 0]  # (B, A)
+        out = {"tckd": (tckd * fg).sum() / fg.sum().clamp_min(1)}
+        if s.shape[-1] > 1:
+            out["nckd"] = (non_target_kl(t, s, lab[..., 0], self.temp) * fg).sum() / fg.sum().clamp_min(1)
+        else:
+            out["nckd"] = s.sum() * 0.0
+        out["bgkd"] = (binary_kl(t, s, self.temp).mean(-1) * bg).sum() / bg.sum().clamp_min(1)
         return out

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .common import conv1x1, resize_to, standardize, weighted_mse
+from .registry import KDLoss, register
 
 
 def match_sets(n_student: int, n_teacher: int, levels: str = "adjacent") -> list[list[int]]:
@@ -29,8 +30,12 @@ def match_sets(n_student: int, n_teacher: int, levels: str = "adjacent") -> list
     return [[j for j in (i - 1, i, i + 1) if 0 <= j < n_teacher] for i in range(n_student)]
 
 
-class FeatureAlignmentModule(nn.Module):
+@register("paper")
+class FeatureAlignmentModule(KDLoss):
     """Channel + resolution aligners for every (student level, teacher level) pair and attention over teacher levels."""
+
+    name, columns = "fam", {"fam_loss": "fam"}
+    defaults, choices = {"fam": 1.0, "fam_levels": "adjacent"}, {"fam_levels": ("all", "adjacent")}
 
     def __init__(self, s_channels: list[int], t_channels: list[int], levels: str = "adjacent", dim: int = 64):
         super().__init__()
@@ -56,6 +61,13 @@ class FeatureAlignmentModule(nn.Module):
         if reset:
             self._alpha_sum, self._alpha_batches = [None] * len(self.matches), 0
         return out
+
+    @classmethod
+    def build(cls, cfg, pair):
+        return cls(pair.s_channels, pair.t_channels, cfg.fam_levels)
+
+    def compute(self, ctx):
+        return {"fam_loss": self(ctx.student.feats, ctx.t_feats, ctx.feature_weights(), ctx.targets())}
 
     def align_pair(self, s: torch.Tensor, i: int, j: int, size) -> torch.Tensor:
         """Student level i -> teacher level j: 1x1 conv and resize, done at the smaller of the two resolutions

@@ -19,7 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import conv1x1, generation_block, standardize, weighted_mse
+from .common import generation_block, standardize, weighted_mse
+from .connector import LevelConnector
+from .registry import KDLoss, register
 
 
 def random_mask(x: torch.Tensor, ratio: float, fill: str = "zero") -> torch.Tensor:
@@ -36,8 +38,13 @@ def random_mask(x: torch.Tensor, ratio: float, fill: str = "zero") -> torch.Tens
     return torch.where(drop, resampled, x)
 
 
-class FeatureResampling(nn.Module):
-    """Masked/resampled generative feature distillation over all levels."""
+@register("paper")
+class FeatureResampling(KDLoss):
+    """Masked/resampled generative feature distillation over all levels (the paper's FR, at student width)."""
+
+    name, columns = "fr", {"fr_loss": "fr"}
+    defaults = {"fr": 1.0, "fr_mask": 0.65, "fr_fill": "zero"}
+    choices, fractions = {"fr_fill": ("zero", "resample")}, ("fr_mask",)
 
     def __init__(
         self,
@@ -50,11 +57,18 @@ class FeatureResampling(nn.Module):
         super().__init__()
         self.mask_ratio, self.fill = mask_ratio, fill
         if teacher_width:  # MGD: align, mask, generate at teacher width
-            self.align = nn.ModuleList(conv1x1(cs, ct) for cs, ct in zip(s_channels, t_channels))
+            self.align = LevelConnector(s_channels, t_channels)
             self.generate = nn.ModuleList(generation_block(ct) for ct in t_channels)
         else:  # mask and generate at student width, project to the teacher's channels last
             self.align = nn.ModuleList(nn.Identity() for _ in s_channels)
             self.generate = nn.ModuleList(generation_block(cs, ct) for cs, ct in zip(s_channels, t_channels))
+
+    @classmethod
+    def build(cls, cfg, pair):
+        return cls(pair.s_channels, pair.t_channels, cfg.fr_mask, cfg.fr_fill)
+
+    def compute(self, ctx):
+        return {"fr_loss": self(ctx.student.feats, ctx.t_feats, ctx.feature_weights(), ctx.targets())}
 
     def forward(self, s_feats: list, t_feats: list, weights: list | None = None, targets: list | None = None) -> torch.Tensor:
         """Return the scalar loss; `weights` are optional (B, 1, H_l, W_l) spatial weights per level, `targets` the
@@ -65,3 +79,18 @@ class FeatureResampling(nn.Module):
             gen = self.generate[l](random_mask(self.align[l](s), self.mask_ratio, self.fill))
             losses.append(weighted_mse(gen, targets[l], None if weights is None else weights[l]).mean())
         return torch.stack(losses).mean()
+
+
+@register("mgd")
+class MaskedGenerativeDistillation(FeatureResampling):
+    """The `mgd` peer: MGD as published (align, mask, generate at teacher width), uniform spatial weights."""
+
+    name, columns = "mgd", {"mgd_loss": "mgd"}
+    defaults, choices, fractions = {"mgd": 1.0, "mgd_mask": 0.65}, {}, ("mgd_mask",)
+
+    @classmethod
+    def build(cls, cfg, pair):
+        return cls(pair.s_channels, pair.t_channels, cfg.mgd_mask, teacher_width=True)
+
+    def compute(self, ctx):
+        return {"mgd_loss": self(ctx.student.feats, ctx.t_feats)}

@@ -8,22 +8,40 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from .registry import KDLoss, register
 
 
-class LocalizationDistillation(nn.Module):
+@register("paper")
+class LocalizationDistillation(KDLoss):
     """KL between teacher and student DFL edge distributions on foreground anchors."""
+
+    name, columns = "ld", {"ld_loss": "ld"}
+    defaults, positive = {"ld": 0.0, "ld_temp": 2.0}, ("ld_temp",)
 
     def __init__(self, reg_max: int = 16, temp: float = 2.0):
         super().__init__()
         self.reg_max, self.temp = reg_max, temp
 
+    @classmethod
+    def skip_reason(cls, column, pair):
+        if not pair.same_reg_max or pair.reg_max <= 1:
+            return "LD needs the same DFL bins (reg_max > 1) in teacher and student"
+        return None
+
+    @classmethod
+    def build(cls, cfg, pair):
+        return cls(pair.reg_max, cfg.ld_temp)
+
+    def compute(self, ctx):
+        return {"ld_loss": self(ctx.student.boxes, ctx.teacher.boxes.detach(), ctx.fg_mask)}
+
     def forward(self, s_boxes: torch.Tensor, t_boxes: torch.Tensor, fg_mask: torch.Tensor) -> torch.Tensor:
-        """Boxes (B, 4*reg_max, A) raw bin logits, fg_mask (B, A) -> scalar."""
-        fg = fg_mask.bool()
-        if self.reg_max <= 1 or not fg.any():
-            return s_boxes.sum() * 0.0
-        s = s_boxes.permute(0, 2, 1)[fg].float().view(-1, self.reg_max) / self.temp  # (N*4, reg_max)
-        t = t_boxes.permute(0, 2, 1)[fg].float().view(-1, self.reg_max) / self.temp
-        kl = F.kl_div(F.log_softmax(s, 1), F.log_softmax(t, 1), reduction="none", log_target=True).sum(1)
-        return kl.mean() * self.temp**2
+        """Boxes (B, 4*reg_max, A) raw bin logits, fg_mask (B, A) -> scalar. A masked mean over foreground anchors
+        (no boolean indexing: no host synchronisation)."""
+        b, _, a = s_boxes.shape
+        s = s_boxes.float().reshape(b, 4, self.reg_max, a) / self.temp
+        t = t_boxes.float().reshape(b, 4, self.reg_max, a) / self.temp
+        kl = F.kl_div(F.log_softmax(s, 2), F.log_softmax(t, 2), reduction="none", log_target=True).sum(2)  # (B, 4, A)
+        fg = fg_mask.float()
+        return (kl.mean(1) * fg).sum() / fg.sum().clamp_min(1) * self.temp**2

@@ -4,17 +4,27 @@ to the standardised teacher feature, L = mean_l mean (A(S_l) - std(T_l))^2."""
 from __future__ import annotations
 
 import torch
-from torch import nn
+from .common import standardize, weighted_mse
+from .connector import LevelConnector
+from .registry import KDLoss, register
 
-from .common import conv1x1, standardize, weighted_mse
 
-
-class FeatureMimic(nn.Module):
+@register("mimic")
+class FeatureMimic(KDLoss):
     """One-to-one adapter + MSE on the Detect-head input features."""
+
+    name, columns, defaults = "mimic", {"mimic_loss": "mimic"}, {"mimic": 1.0}
 
     def __init__(self, s_channels: list[int], t_channels: list[int]):
         super().__init__()
-        self.align = nn.ModuleList(conv1x1(cs, ct) for cs, ct in zip(s_channels, t_channels))
+        self.align = LevelConnector(s_channels, t_channels)
+
+    @classmethod
+    def build(cls, cfg, pair):
+        return cls(pair.s_channels, pair.t_channels)
+
+    def compute(self, ctx):
+        return {"mimic_loss": self(ctx.student.feats, ctx.t_feats)}
 
     def forward(self, s_feats: list, t_feats: list) -> torch.Tensor:
         """Scalar loss over levels."""

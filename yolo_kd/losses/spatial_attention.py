@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import conv1x1
+from .connector import LevelConnector
+from .registry import KDLoss, register
 
 
 def spatial_attention(x: torch.Tensor, temp: float) -> torch.Tensor:
@@ -60,13 +61,26 @@ def spatial_weights(t_attention: list, fg_maps: list, bg: float) -> list[torch.T
     return [a * (f + bg * (1 - f)) for a, f in zip(t_attention, fg_maps)]
 
 
-class SpatialAttention(nn.Module):
-    """Attention transfer: student spatial attention (after 1x1 channel alignment) -> teacher spatial attention."""
+@register("paper")
+class SpatialAttention(KDLoss):
+    """Attention transfer: student spatial attention (after 1x1 channel alignment) -> teacher spatial attention.
+    Its keys also drive the SAM weighting of the feature losses (`KDContext.feature_weights`)."""
+
+    name, columns = "sam", {"sam_loss": "sam"}
+    defaults = {"sam": 1.0, "sam_weighting": True, "sam_temp": 0.5, "sam_bg": 0.1}
+    positive = ("sam_temp",)
 
     def __init__(self, s_channels: list[int], t_channels: list[int], temp: float = 0.5):
         super().__init__()
         self.temp = temp
-        self.align = nn.ModuleList(conv1x1(cs, ct) for cs, ct in zip(s_channels, t_channels))
+        self.align = LevelConnector(s_channels, t_channels)
+
+    @classmethod
+    def build(cls, cfg, pair):
+        return cls(pair.s_channels, pair.t_channels, cfg.sam_temp)
+
+    def compute(self, ctx):
+        return {"sam_loss": self(ctx.student.feats, ctx.t_feats, ctx.attention())}
 
     def forward(self, s_feats: list, t_feats: list, t_attention: list | None = None) -> torch.Tensor:
         """Scalar mean absolute difference between student and teacher attention maps over levels."""
