@@ -344,3 +344,24 @@ def test_kd_step_has_no_host_sync(method):
         loss.sum().backward()
     assert rec.syncs == [], rec.syncs
     assert items["kd_ratio"] <= 1.0 + 1e-6
+
+
+def test_fam_pairs_and_weights_are_indexed_right():
+    """Distinct channels and resolutions at every level: FAM's loss equals an independent computation of
+    mean_i sum_j alpha_ij * mse(align_ij(S_i), std(T_j)), so a mis-indexed pair or a swapped alpha fails."""
+    torch.manual_seed(0)
+    s_ch, t_ch = [8, 12, 16], [10, 14, 18]
+    s = [torch.randn(2, c, 16 // 2**i, 16 // 2**i) for i, c in enumerate(s_ch)]
+    t = [torch.randn(2, c, 16 // 2**i, 16 // 2**i) * (i + 1) + i for i, c in enumerate(t_ch)]
+    m = FeatureAlignmentModule(s_ch, t_ch, "all")
+    expected = []
+    for i, si in enumerate(s):
+        q = m.query[i](si.mean(dim=(2, 3)))
+        alpha = torch.stack([(q * m.key[j](tj.mean(dim=(2, 3)))).sum(1) for j, tj in enumerate(t)], 1).mul(m.scale).softmax(1)
+        per_pair = []
+        for j, tj in enumerate(t):
+            aligned = F.interpolate(m.align[f"{i}_{j}"](si), size=tj.shape[-2:], mode="bilinear", align_corners=False) \
+                if si.shape[-1] < tj.shape[-1] else F.adaptive_avg_pool2d(m.align[f"{i}_{j}"](si), tj.shape[-2:])
+            per_pair.append((aligned - standardize(tj)).pow(2).mean(dim=(1, 2, 3)))
+        expected.append((alpha * torch.stack(per_pair, 1)).sum(1).mean())
+    assert m(s, t).item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-4)

@@ -153,7 +153,8 @@ def test_yolo26_end_to_end_student(workdir, tiny_data, tiny_teacher):
     t = _kd_trainer(**tiny_overrides(workdir, tiny_data, tiny_teacher, "e2e", model="yolo26n.yaml", kd_warmup=0))
     t.train()
     row = next(csv.DictReader(open(workdir / "runs" / "e2e" / "results.csv")))
-    assert float(row["train/fr_loss".rjust(len("train/fr_loss"))]) > 0
+    row = {k.strip(): float(v) for k, v in row.items()}
+    assert row["train/fr_loss"] > 0 and row["train/tckd_loss"] > 0  # v8 teacher -> YOLO26 student keeps DKD
 
 
 def test_yolo26_one2one_branch_distilled(workdir, tiny_data, tiny_teacher):
@@ -166,6 +167,7 @@ def test_yolo26_one2one_branch_distilled(workdir, tiny_data, tiny_teacher):
     crit = student.criterion
     assert crit.branch == "one2one" and crit.tap is crit.base.one2one.assigner
     loss, items = student.loss(batch)
+    assert {"tckd_loss", "nckd_loss", "bgkd_loss"} <= set(t.distiller.terms)  # logit terms read the one2one scores
     assert all(torch.isfinite(items[k]) and items[k] > 0 for k in t.distiller.terms)
     loss.sum().backward()
     assert student.model[0].conv.weight.grad.abs().sum() > 0
@@ -219,5 +221,35 @@ def test_autobatch_profiles_student_step_plus_teacher(workdir, tiny_data, tiny_t
     both = _StudentAndTeacher(student, load_teacher(tiny_teacher))
     s_out, t_out = both(torch.zeros(2, 3, 64, 64))
     assert isinstance(s_out, dict) and "feats" in s_out and not t_out[0].requires_grad
-    result = profile_ops([torch.empty(2, 3, 64, 64)], both, n=1, device=torch.device("cpu"), max_num_obj=4)
-    assert result and result[0]  # profiled without error (params, GFLOPs, memory, times...)
+    both_profile = profile_ops([torch.empty(2, 3, 64, 64)], both, n=1, device=torch.device("cpu"), max_num_obj=4)[0]
+    alone = profile_ops([torch.empty(2, 3, 64, 64)], student, n=1, device=torch.device("cpu"), max_num_obj=4)[0]
+    assert both_profile[0] > alone[0] and both_profile[1] > alone[1]  # params and GFLOPs include the teacher
+
+
+def _gloo_rank(rank: int, port: int, out) -> None:
+    import torch.distributed as dist
+
+    from yolo_kd.trainer import average_gradients
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    a, b = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
+    a.grad = torch.full((3,), float(rank + 1))  # rank 0: 1, rank 1: 2 -> mean 1.5
+    if rank == 0:
+        b.grad = torch.tensor([4.0, 8.0])  # rank 1 never used b: its zeros still join -> [2, 4]
+    average_gradients([a, b], 2)
+    out[rank] = (a.grad.tolist(), b.grad.tolist())
+    dist.destroy_process_group()
+
+
+def test_kd_gradients_are_averaged_across_two_gloo_ranks():
+    """A real 2-process gloo group on CPU runs the averaging that optimizer_step applies to the KD modules."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = mp.Manager().dict()
+    mp.spawn(_gloo_rank, args=(port, out), nprocs=2, join=True)
+    assert out[0] == out[1] == ([1.5, 1.5, 1.5], [2.0, 4.0])

@@ -72,6 +72,16 @@ class _StudentAndTeacher(nn.Module):
         return self.student(x), t
 
 
+def average_gradients(params, world_size: int) -> None:
+    """All-reduce and average the gradients of `params` across DDP ranks (for the KD modules, which DDP does not
+    wrap). A parameter without a gradient on this rank contributes zeros, so every rank joins every collective."""
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= world_size
+
+
 def use_all_cpu_cores() -> None:
     """Ultralytics caps torch at cpu_count-1 threads on CPU; training here is compute-bound, so use every core."""
     torch.set_num_threads(os.cpu_count() or 1)
@@ -234,11 +244,7 @@ class KDTrainer(DetectionTrainer):
                 if p.grad is not None:
                     p.grad.nan_to_num_(0.0, 0.0, 0.0)
         if self.distiller is not None and self.world_size > 1 and dist.is_initialized():
-            for p in self.distiller.parameters():
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)  # unused on this rank: still join the collective
-                dist.all_reduce(p.grad)
-                p.grad /= self.world_size
+            average_gradients(self.distiller.parameters(), self.world_size)
         super().optimizer_step()
 
     # ------------------------------------------------------------------ checkpoints
