@@ -365,3 +365,72 @@ def test_fam_pairs_and_weights_are_indexed_right():
             per_pair.append((aligned - standardize(tj)).pow(2).mean(dim=(1, 2, 3)))
         expected.append((alpha * torch.stack(per_pair, 1)).sum(1).mean())
     assert m(s, t).item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-4)
+
+
+def test_a_registered_loss_is_a_method_with_keys_columns_and_validation():
+    """One class and one @register line: the method, its keys (defaults and constraints), the column and the
+    Distiller all follow; nothing else is edited."""
+    from yolo_kd.config import KDConfigError, split_overrides
+    from yolo_kd.losses.registry import REGISTRY, KDLoss, register
+
+    @register("toy")
+    class Toy(KDLoss):
+        name, columns, defaults, positive = "toy", {"toy_loss": "toy"}, {"toy": 1.0, "toy_temp": 3.0}, ("toy_temp",)
+
+        def __init__(self, n):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(n))
+
+        @classmethod
+        def build(cls, cfg, pair):
+            return cls(len(pair.s_channels))
+
+        def compute(self, ctx):
+            return {"toy_loss": self.w.sum() * ctx.t_feats[0].mean() * 0 + self.w.sum()}
+
+    try:
+        _, kd = split_overrides({"method": "toy", "toy": 2.0})
+        cfg = KDConfig.from_overrides(kd)
+        d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+        assert d.terms == ("toy_loss",) and isinstance(d.toy, Toy) and "toy.w" in d.state_dict()
+        s, t = _head(WIDTHS["v8n"], True), _head(WIDTHS["v8s"], False)
+        out = d(s, t, torch.zeros(2, s.scores.shape[-1], dtype=torch.bool), torch.zeros(2, s.scores.shape[-1]), {})
+        assert out["toy_loss"].item() == pytest.approx(2.0 * 3)  # weight 2 x sum of 3 ones
+        with pytest.raises(KDConfigError, match="toy_temp=0.0' must be > 0"):
+            KDConfig.from_overrides({"method": "toy", "toy_temp": 0})
+    finally:
+        REGISTRY.pop("toy")
+
+
+# ---------------------------------------------------------------- class-mapped teachers
+def test_class_map_by_name_rename_and_partial():
+    from yolo_kd.classmap import resolve_class_map
+    from yolo_kd.config import KDConfigError
+
+    teacher = {0: "person", 1: "bicycle", 2: "car", 3: "dog"}
+    m = resolve_class_map(teacher, {0: "dog", 1: "person", 2: "car"})
+    assert m.index == (3, 0, 2) and not m.identity and m.describe().startswith("3/4 teacher classes mapped: dog->0")
+    assert resolve_class_map(teacher, {0: "automobile", 1: "dog"}, "{automobile: car}").index == (2, 3)
+    assert resolve_class_map(teacher, ["person", "truck"]).index == (0, -1)  # partial: truck learns from labels only
+    assert resolve_class_map(teacher, ["a", "b"]) is None
+    assert resolve_class_map(teacher, list(teacher.values())).identity
+    with pytest.raises(KDConfigError, match="'lorry' is not a teacher class"):
+        resolve_class_map(teacher, ["truck"], {"truck": "lorry"})
+
+
+def test_distiller_reads_teacher_scores_of_mapped_classes():
+    """Teacher with 4 classes, student with 3 in another order (one unmapped): the logit terms see the teacher's
+    scores of the mapped classes in the student's order, and are exactly 0 when those equal the student's."""
+    cfg = KDConfig.from_overrides({"method": "paper", "fr": 0, "sam": 0, "fam": 0})
+    d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=3, class_index=(3, 0, -1))
+    s, t = _head(WIDTHS["v8n"], False), _head(WIDTHS["v8s"], False)
+    a = s.scores.shape[-1]
+    s = HeadOutputs(s.feats, s.boxes, torch.randn(2, 3, a))
+    t_scores = torch.randn(2, 4, a)
+    t_scores[:, 3], t_scores[:, 0] = s.scores[:, 0], s.scores[:, 1]  # mapped teacher classes equal the student's
+    t = HeadOutputs(t.feats, t.boxes, t_scores)
+    fg = torch.rand(2, a) > 0.5
+    out = d(s, t, fg, torch.randint(0, 3, (2, a)), {})
+    assert all(v.item() == pytest.approx(0.0, abs=1e-6) for v in out.values())
+    t_scores[:, 3] += 1.0  # the teacher's 'student class 0' differs now
+    assert d(s, HeadOutputs(t.feats, t.boxes, t_scores), fg, torch.randint(0, 3, (2, a)), {})["bgkd_loss"] > 0

@@ -49,16 +49,17 @@ def _as_list(v) -> list:
 
 def check_methods(methods: list[str]) -> None:
     """Every method must be a yolo-kd method, 'ultralytics', or a KD preset name (e.g. paper_no_fr)."""
-    from .config import METHODS, KDConfigError, find_preset
+    from .config import KDConfigError, find_preset
+    from .config import methods as registered
 
     for m in methods:
-        if m in METHODS or m == "ultralytics":
+        if m in registered() or m == "ultralytics":
             continue
         try:
             find_preset(m)
         except KDConfigError:
             raise KDConfigError(
-                f"methods: '{m}' is neither a method ({', '.join(METHODS)}, ultralytics) nor a KD preset in cfg/"
+                f"methods: '{m}' is neither a method ({', '.join(registered())}, ultralytics) nor a KD preset in cfg/"
             ) from None
 
 

@@ -12,6 +12,7 @@ Usage: yolo-kd MODE key=value ...
   yolo-kd train teacher=yolov8l.pt student=yolov8n.yaml data=coco8.yaml epochs=100 imgsz=640 device=0
   yolo-kd train teacher=t.pt student=yolov8n.yaml data=d.yaml kd=cfg/paper.yaml fr=2.0   # preset + override
   yolo-kd train resume=True model=runs/detect/train/weights/last.pt
+  yolo-kd check teacher=yolov8l.pt student=yolov8n.yaml data=d.yaml imgsz=640   # the plan, without training
   yolo-kd val model=runs/detect/train/weights/best.pt data=d.yaml
   yolo-kd export model=runs/detect/train/weights/best.pt format=onnx imgsz=640   # checks ONNX Runtime vs PyTorch
   yolo-kd attention model=best.pt teacher=t.pt data=d.yaml    # teacher/GT/student attention maps as PNG
@@ -50,8 +51,8 @@ def _require_model(mode: str, kw: dict) -> str:
     return str(model)
 
 
-def run_mode(mode: str, kw: dict) -> None:
-    """Dispatch one mode with its key=value arguments."""
+def run_mode(mode: str, kw: dict) -> int | None:
+    """Dispatch one mode with its key=value arguments; a mode may return its exit status."""
     if mode == "train":
         from yolo_kd.trainer import KDTrainer
 
@@ -80,9 +81,13 @@ def run_mode(mode: str, kw: dict) -> None:
         from yolo_kd.bench import run_bench
 
         run_bench(**kw)
+    elif mode == "check":
+        from yolo_kd.check import run_check
+
+        return run_check(**kw)
 
 
-MODES = ("train", "val", "export", "attention", "demo", "bench", "help")
+MODES = ("train", "check", "val", "export", "attention", "demo", "bench", "help")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = debug_requested(argv)
     argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in {"help", "-h", "--help"}:
-        from yolo_kd.config import KD_DEFAULTS
+        from yolo_kd.config import kd_defaults
 
         print(HELP)
-        print("KD keys (defaults):\n  " + "\n  ".join(f"{k}={v}" for k, v in KD_DEFAULTS.items()))
+        print("KD keys (defaults):\n  " + "\n  ".join(f"{k}={v}" for k, v in kd_defaults().items()))
         return 0
     mode, rest = argv[0], argv[1:]
     if mode not in MODES:
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
         use_offline_mode()
     try:
-        run_mode(mode, parse_args(rest))
+        status = run_mode(mode, parse_args(rest))
     except KeyboardInterrupt:
         print("yolo-kd: interrupted", file=sys.stderr)
         return 130
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if is_user_error(e) else f" ({type(e).__name__}; rerun with --debug for the traceback and report it)"
         print(f"yolo-kd: error: {one_line(e)}{hint}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

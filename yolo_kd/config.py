@@ -13,16 +13,24 @@ import yaml
 from .losses.registry import REGISTRY, constraints, loss_keys
 
 DEFAULTS_FILE = Path(__file__).parent / "cfg" / "default.yaml"  # keys of the trainer; each loss declares its own
-KD_DEFAULTS: dict = {**yaml.safe_load(DEFAULTS_FILE.read_text()), **loss_keys()}
+TRAINER_DEFAULTS: dict = yaml.safe_load(DEFAULTS_FILE.read_text())
+TRAINER_CHOICES = {"kd_branch": ("one2many", "one2one"), "kd_schedule": ("constant", "cosine")}
+
+
+def kd_defaults() -> dict:
+    """Every KD key with its default: the trainer's, then each registered loss's (read from the registry now, so a
+    loss registered after import is known too)."""
+    return {**TRAINER_DEFAULTS, **loss_keys()}
+
+
+def methods() -> tuple:
+    """The registered methods, plus 'none' (the baseline)."""
+    return (*REGISTRY, "none")
+
+
+KD_DEFAULTS = kd_defaults()  # at import (for reading; validation always asks the registry)
 KD_KEYS = frozenset(KD_DEFAULTS)
-METHODS = (*REGISTRY, "none")
-_LOSS_CHOICES, FRACTIONS, POSITIVE = constraints()  # FRACTIONS must lie in [0, 1), POSITIVE be > 0
-CHOICES = {
-    "method": METHODS,
-    "kd_branch": ("one2many", "one2one"),
-    "kd_schedule": ("constant", "cosine"),
-    **_LOSS_CHOICES,
-}
+METHODS = methods()
 SHARES = ("kd_max_skip", "kd_warmup")  # must lie in [0, 1]
 ALIASES = {"student": "model"}  # yolo-kd spelling -> Ultralytics key
 # where kd=<name> is looked up: ./cfg, the source checkout's cfg/, the presets installed with the package
@@ -86,10 +94,11 @@ def load_preset(name: str | Path, _depth: int = 0) -> dict:
     """KD keys of a preset YAML; a preset may extend another with `kd: <base preset>`."""
     path = find_preset(name)
     values = read_yaml_mapping(path, "KD preset")
-    unknown = set(values) - KD_KEYS
+    keys = kd_defaults().keys()
+    unknown = set(values) - keys
     if unknown:
         bad = sorted(map(str, unknown))
-        raise KDConfigError(f"preset {path} has unknown keys {bad}.{suggest(bad[0], KD_KEYS)}")
+        raise KDConfigError(f"preset {path} has unknown keys {bad}.{suggest(bad[0], keys)}")
     base = values.pop("kd", None)
     if base and _depth < 8:
         values = {**load_preset(base, _depth + 1), **values}
@@ -104,14 +113,15 @@ def split_overrides(overrides: dict | None) -> tuple[dict, dict]:
     """
     ul, kd = {}, {}
     known = _ultralytics_keys()
+    kd_keys = kd_defaults().keys()
     for k, v in (overrides or {}).items():
         k = ALIASES.get(k, k)
-        if k in KD_KEYS:
+        if k in kd_keys:
             kd[k] = v
         elif k in known:
             ul[k] = v
         else:
-            hint = suggest(k, known | KD_KEYS | set(ALIASES))
+            hint = suggest(k, known | set(kd_keys) | set(ALIASES))
             raise KDConfigError(f"'{k}' is not a valid yolo-kd or Ultralytics argument.{hint}")
     return ul, kd
 
@@ -123,7 +133,7 @@ class KDConfig(SimpleNamespace):
     def from_overrides(cls, kd_overrides: dict | None = None) -> KDConfig:
         """Build from KD overrides, loading the `kd=` preset if given, and validate."""
         kd_overrides = dict(kd_overrides or {})
-        values = dict(KD_DEFAULTS)
+        values = kd_defaults()
         if kd_overrides.get("kd"):
             values.update(load_preset(kd_overrides["kd"]))
         values.update(kd_overrides)
@@ -135,7 +145,8 @@ class KDConfig(SimpleNamespace):
         """Check types and ranges of every key; raise KDConfigError naming the first bad one."""
         if self.method is None:  # `method=none` on the CLI: Ultralytics' smart_value turns 'none' into None
             self.method = "none"
-        for k, default in KD_DEFAULTS.items():
+        defaults = kd_defaults()
+        for k, default in defaults.items():
             v = getattr(self, k)
             if isinstance(default, bool):
                 if isinstance(v, str) and v.lower() in {"true", "false"}:
@@ -150,19 +161,20 @@ class KDConfig(SimpleNamespace):
                 if not math.isfinite(v) or v < 0:
                     raise KDConfigError(f"'{k}={v}' must be a finite, non-negative number")
             setattr(self, k, v)
-        for k, options in CHOICES.items():
+        loss_choices, fractions, positive = constraints()
+        for k, options in {"method": methods(), **TRAINER_CHOICES, **loss_choices}.items():
             if getattr(self, k) not in options:
                 raise KDConfigError(f"'{k}={getattr(self, k)}' is not one of {', '.join(options)}")
-        for k in FRACTIONS:
+        for k in fractions:
             if not 0 <= getattr(self, k) < 1:
                 raise KDConfigError(f"'{k}={getattr(self, k)}' must lie in [0, 1)")
         for k in SHARES:
             if not 0 <= getattr(self, k) <= 1:
                 raise KDConfigError(f"'{k}={getattr(self, k)}' must lie in [0, 1]")
-        for k in POSITIVE:
+        for k in positive:
             if getattr(self, k) <= 0:
                 raise KDConfigError(f"'{k}={getattr(self, k)}' must be > 0")
 
     def as_dict(self) -> dict:
         """Plain dict of all KD keys (for args.yaml, checkpoints and the DDP relaunch)."""
-        return {k: getattr(self, k) for k in KD_DEFAULTS}
+        return {k: getattr(self, k) for k in kd_defaults()}

@@ -28,12 +28,16 @@ class Distiller(nn.Module):
         same_classes: teacher and student predict the same classes (TCKD/NCKD/BGKD and `kd` need it).
         same_reg_max: teacher and student have the same DFL bins (LD needs it).
         nc: number of classes (NCKD is not built for nc <= 2).
+        class_index: teacher class of each student class (-1: none), when the teacher's classes are not the
+            student's in the same order (see `yolo_kd.classmap`); None for identical classes.
     """
 
     def __init__(self, cfg: KDConfig, s_channels: list[int], t_channels: list[int], reg_max: int,
-                 same_classes: bool = True, same_reg_max: bool = True, nc: int | None = None):
+                 same_classes: bool = True, same_reg_max: bool = True, nc: int | None = None,
+                 class_index: tuple | None = None):
         super().__init__()
         self.cfg = cfg
+        self.register_buffer("class_index", None if class_index is None else torch.tensor(class_index), persistent=False)
         pair = Pair(tuple(s_channels), tuple(t_channels), reg_max, nc, same_classes, same_reg_max)
         self.weights, self.skipped = {}, {}
         for cls in REGISTRY.get(cfg.method, []):
@@ -56,6 +60,14 @@ class Distiller(nn.Module):
         """The config key holding a column's weight ('fr_loss' -> 'fr', 'kd_loss' -> 'logit_kd')."""
         return weight_key(self.cfg.method, column)
 
+    def map_classes(self, student: HeadOutputs, teacher: HeadOutputs) -> HeadOutputs:
+        """Teacher scores (B, nc_teacher, A) -> (B, nc_student, A) in the student's class order. A student class with
+        no teacher class takes the student's own detached logits, so every logit term is 0 for it."""
+        idx = self.class_index
+        scores = teacher.scores.index_select(1, idx.clamp(min=0))
+        scores = torch.where((idx >= 0)[None, :, None], scores, student.scores.detach().to(scores.dtype))
+        return HeadOutputs(teacher.feats, teacher.boxes, scores)
+
     def clip(self, value: torch.Tensor) -> torch.Tensor:
         """Cap a term's value at `kd_clip`, rescaling (not zeroing) its gradient above the cap."""
         c = self.cfg.kd_clip
@@ -77,6 +89,8 @@ class Distiller(nn.Module):
         student/teacher: head outputs (feats per level, boxes (B, 4*reg_max, A), scores (B, nc, A)).
         fg_mask (B, A) bool and labels (B, A) long: the student's TaskAlignedAssigner result.
         """
+        if self.class_index is not None:
+            teacher = self.map_classes(student, teacher)
         ctx = KDContext(student, teacher, fg_mask, labels, batch, self.cfg)
         raw = {}
         for loss in self.children():

@@ -58,7 +58,7 @@ def train_student(method: str, run_dir: str | Path, teacher: str | None, **kw):
     other method (including 'none' and preset names such as 'paper_no_fr') uses KDTrainer. Returns the trainer."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    from .config import METHODS, find_preset
+    from .config import find_preset, methods
     from .trainer import KDTrainer, use_all_cpu_cores
 
     run_dir = Path(run_dir)
@@ -68,7 +68,7 @@ def train_student(method: str, run_dir: str | Path, teacher: str | None, **kw):
         t = DetectionTrainer(overrides=dict(distill_model=teacher, dis=dis, **common))
         if t.device.type == "cpu":
             t.add_callback("on_train_start", lambda tr: use_all_cpu_cores())
-    elif method in METHODS and method != "paper":
+    elif method in methods() and method != "paper":
         t = KDTrainer(overrides=dict(method=method, teacher=None if method == "none" else teacher, **common))
     else:  # a preset: paper (cfg/paper.yaml) or an ablation such as paper_no_fr
         t = KDTrainer(overrides=dict(kd=str(find_preset(method)), teacher=teacher, **common))

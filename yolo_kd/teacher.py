@@ -55,9 +55,22 @@ def _require_detection_task(path: str, task: str) -> None:
         raise TeacherError(f"teacher '{path}' is a classification model: the teacher must be a detector (e.g. yolov8l.pt)")
 
 
-def load_teacher(path: str | Path, names: dict | None = None) -> DetectionModel:
+def input_channels(model: nn.Module) -> int:
+    """Image channels a model takes (its first convolution's input channels)."""
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
+
+
+def check_channels(teacher: nn.Module, channels: int, path) -> None:
+    """Refuse a teacher whose input channels differ from the data's (e.g. an RGB teacher for 1-channel data)."""
+    c = input_channels(teacher)
+    if c != channels:
+        raise TeacherError(f"teacher '{path}' takes {c}-channel images but the data has {channels} channel(s); "
+                           f"train the teacher on data with the same channels")
+
+
+def load_teacher(path: str | Path, names: dict | None = None, channels: int | None = None) -> DetectionModel:
     """Load a detection model from a checkpoint path (or an official name, downloaded when online) or build one from
-    a model YAML (untrained, with the data's class `names`); return it float32 on CPU.
+    a model YAML (untrained, with the data's class `names` and image `channels`); return it float32 on CPU.
 
     Raises:
         TeacherError: with the file name and how to provide it.
@@ -68,7 +81,7 @@ def load_teacher(path: str | Path, names: dict | None = None) -> DetectionModel:
             raise TeacherError(f"teacher model YAML '{path}' not found")
         _require_detection_task(path, guess_model_task(yaml_model_load(path)))
         LOGGER.warning(f"teacher={path} is a model YAML: the teacher is untrained (use this for plumbing tests only)")
-        model = DetectionModel(path, nc=len(names) if names else None, verbose=False).float()
+        model = DetectionModel(path, ch=channels or 3, nc=len(names) if names else None, verbose=False).float()
         if names:
             model.names = dict(names)
         return model

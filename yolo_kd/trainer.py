@@ -40,12 +40,22 @@ from .checkpoints import (
     serialize,
     staged_checkpoints,
 )
-from .config import KD_DEFAULTS, KDConfig, split_overrides, summarize_names
+from .classmap import ClassMap, resolve_class_map
+from .config import KDConfig, kd_defaults, split_overrides, summarize_names
 from .criterion import KDCriterion, KDTrainingError
 from .distiller import Distiller
 from .preflight import check_device, check_student, check_ultralytics_args, check_writable, resolve_resume, run_parent
 from .schedule import kd_scale
-from .teacher import Teacher, TeacherError, check_levels, detect_head, head_outputs, load_teacher, warn_if_same_model
+from .teacher import (
+    Teacher,
+    TeacherError,
+    check_channels,
+    check_levels,
+    detect_head,
+    head_outputs,
+    load_teacher,
+    warn_if_same_model,
+)
 
 
 class _StudentWithKD(nn.Module):
@@ -134,7 +144,7 @@ class KDTrainer(DetectionTrainer):
         run_cfg = Path(path).resolve().parents[1] / "kd.yaml"
         if not recorded and run_cfg.exists():
             recorded = yaml.safe_load(run_cfg.read_text()) or {}
-        ignored = sorted(k for k, v in explicit.items() if k != "teacher" and v != recorded.get(k, KD_DEFAULTS.get(k)))
+        ignored = sorted(k for k, v in explicit.items() if k != "teacher" and v != recorded.get(k, kd_defaults().get(k)))
         if ignored:
             LOGGER.warning(f"{colorstr('KD:')} resume ignores KD keys {ignored}, using the checkpoint's values. "
                            f"Start a new run to change them.")
@@ -149,8 +159,9 @@ class KDTrainer(DetectionTrainer):
             raise TeacherError(f"this run's teacher '{self.kd_cfg.teacher}' is not found (moved or deleted): add "
                                f"teacher=<its new path> to the resume command")
         data = check_det_dataset(ul["data"]) if ul.get("data") and not resuming else None
-        teacher = load_teacher(self.kd_cfg.teacher, names=data and data["names"])
+        teacher = load_teacher(self.kd_cfg.teacher, names=data and data["names"], channels=data and data.get("channels", 3))
         if data is not None:
+            check_channels(teacher, data.get("channels", 3), self.kd_cfg.teacher)
             if isinstance(student, nn.Module) or str(student).endswith((".yaml", ".yml")):
                 check_levels(teacher, student)
             self._check_teacher_classes(teacher, data)
@@ -168,20 +179,23 @@ class KDTrainer(DetectionTrainer):
         if left <= {"args.yaml", "weights"}:
             shutil.rmtree(d, ignore_errors=True)
 
-    def _check_teacher_classes(self, teacher: nn.Module, data: dict) -> None:
-        """Refuse a teacher whose classes differ from the data unless allow_class_mismatch=True."""
-        t_names = getattr(teacher, "names", None)
-        t_nc = detect_head(teacher).nc
-        d_names = data["names"]
-        same = t_nc == data["nc"] and (t_names is None or list(dict(t_names).values()) == list(dict(d_names).values()))
-        if not same:
+    def _check_teacher_classes(self, teacher: nn.Module, data: dict) -> ClassMap | None:
+        """Map the data's classes to the teacher's (by name, or `class_map=`); refuse a teacher that shares no class
+        with the data unless allow_class_mismatch=True (features only). Returns the map (None: features only)."""
+        t_names = getattr(teacher, "names", None) or {i: str(i) for i in range(detect_head(teacher).nc)}
+        cmap = resolve_class_map(t_names, data["names"], self.kd_cfg.class_map)
+        if cmap is None:
             msg = (
-                f"teacher classes ({summarize_names(t_names) if t_names else t_nc}) differ from the data's "
-                f"({summarize_names(d_names)}); logit and box distillation need the same classes"
+                f"teacher classes ({summarize_names(t_names)}) share no class with the data's "
+                f"({summarize_names(data['names'])}); logit distillation needs shared classes"
             )
             if not self.kd_cfg.allow_class_mismatch:
-                raise TeacherError(msg + " (pass allow_class_mismatch=True to distil features only)")
+                raise TeacherError(msg + " (map them with class_map=\"{data_name: teacher_name}\", or pass "
+                                   "allow_class_mismatch=True to distil features only)")
             LOGGER.warning(msg + ": distilling features only")
+        elif not cmap.identity:
+            LOGGER.info(f"{colorstr('KD:')} {cmap.describe()}")
+        return cmap
 
     # ------------------------------------------------------------------ setup
     def _build_distiller(self) -> None:
@@ -197,8 +211,11 @@ class KDTrainer(DetectionTrainer):
             s_ch = [f.shape[1] for f in head_outputs(student(probe)).feats]
             t_ch = [f.shape[1] for f in self.teacher(probe).feats]
         student.train(was_training)
-        self.distiller = Distiller(self.kd_cfg, s_ch, t_ch, s_head.reg_max, same_classes=self.teacher.nc == s_head.nc,
-                                   same_reg_max=self.teacher.reg_max == s_head.reg_max, nc=s_head.nc).to(self.device)
+        cmap = resolve_class_map(getattr(self.teacher.model, "names", None) or range(self.teacher.nc), self.data["names"],
+                                 self.kd_cfg.class_map)
+        self.distiller = Distiller(self.kd_cfg, s_ch, t_ch, s_head.reg_max, same_classes=cmap is not None,
+                                   same_reg_max=self.teacher.reg_max == s_head.reg_max, nc=s_head.nc,
+                                   class_index=None if cmap is None or cmap.identity else cmap.index).to(self.device)
         for term, reason in self.distiller.skipped.items():
             LOGGER.warning(f"{colorstr('KD:')} {term} is configured but not built: {reason}")
         n = sum(p.numel() for p in self.distiller.parameters())

@@ -44,7 +44,7 @@ def non_target_kl(t_logits: torch.Tensor, s_logits: torch.Tensor, target: torch.
 class DecoupledLogitDistillation(KDLoss):
     """Target / non-target / background sigmoid logit distillation on assigned anchors."""
 
-    name = "dkd"
+    name, order = "dkd", 40
     columns = {"tckd_loss": "tckd", "nckd_loss": "nckd", "bgkd_loss": "bgkd"}
     defaults, positive = {"tckd": 1.0, "nckd": 2.0, "bgkd": 0.5, "kd_temp": 2.0}, ("kd_temp",)
 

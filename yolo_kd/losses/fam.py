@@ -34,7 +34,7 @@ def match_sets(n_student: int, n_teacher: int, levels: str = "adjacent") -> list
 class FeatureAlignmentModule(KDLoss):
     """Channel + resolution aligners for every (student level, teacher level) pair and attention over teacher levels."""
 
-    name, columns = "fam", {"fam_loss": "fam"}
+    name, columns, order = "fam", {"fam_loss": "fam"}, 30
     defaults, choices = {"fam": 1.0, "fam_levels": "adjacent"}, {"fam_levels": ("all", "adjacent")}
 
     def __init__(self, s_channels: list[int], t_channels: list[int], levels: str = "adjacent", dim: int = 64):

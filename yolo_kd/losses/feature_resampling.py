@@ -42,7 +42,7 @@ def random_mask(x: torch.Tensor, ratio: float, fill: str = "zero") -> torch.Tens
 class FeatureResampling(KDLoss):
     """Masked/resampled generative feature distillation over all levels (the paper's FR, at student width)."""
 
-    name, columns = "fr", {"fr_loss": "fr"}
+    name, columns, order = "fr", {"fr_loss": "fr"}, 10
     defaults = {"fr": 1.0, "fr_mask": 0.65, "fr_fill": "zero"}
     choices, fractions = {"fr_fill": ("zero", "resample")}, ("fr_mask",)
 

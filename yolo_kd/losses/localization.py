@@ -16,7 +16,7 @@ from .registry import KDLoss, register
 class LocalizationDistillation(KDLoss):
     """KL between teacher and student DFL edge distributions on foreground anchors."""
 
-    name, columns = "ld", {"ld_loss": "ld"}
+    name, columns, order = "ld", {"ld_loss": "ld"}, 50
     defaults, positive = {"ld": 0.0, "ld_temp": 2.0}, ("ld_temp",)
 
     def __init__(self, reg_max: int = 16, temp: float = 2.0):

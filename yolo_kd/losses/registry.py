@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-REGISTRY: dict[str, list[type[KDLoss]]] = {}  # method -> its loss classes, in registration order
+REGISTRY: dict[str, list[type[KDLoss]]] = {}  # method -> its loss classes, by `order`
 
 
 def register(*methods: str):
@@ -23,6 +23,7 @@ def register(*methods: str):
     def add(cls):
         for m in methods:
             REGISTRY.setdefault(m, []).append(cls)
+            REGISTRY[m].sort(key=lambda c: c.order)
         return cls
 
     return add
@@ -97,6 +98,7 @@ class KDLoss(nn.Module):
     """Interface of a registered KD loss (see the module docstring)."""
 
     name: str = ""  # attribute name inside the Distiller, hence the checkpoint key prefix
+    order: int = 100  # position of its columns among the method's (lower first)
     columns: dict = {}  # logged column -> config key of its weight
     defaults: dict = {}  # KD keys this loss introduces -> default value
     choices: dict = {}  # key -> allowed values

@@ -66,7 +66,7 @@ class SpatialAttention(KDLoss):
     """Attention transfer: student spatial attention (after 1x1 channel alignment) -> teacher spatial attention.
     Its keys also drive the SAM weighting of the feature losses (`KDContext.feature_weights`)."""
 
-    name, columns = "sam", {"sam_loss": "sam"}
+    name, columns, order = "sam", {"sam_loss": "sam"}, 20
     defaults = {"sam": 1.0, "sam_weighting": True, "sam_temp": 0.5, "sam_bg": 0.1}
     positive = ("sam_temp",)
 

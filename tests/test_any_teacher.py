@@ -1,0 +1,91 @@
+"""Any teacher you have: class-mapped teachers, 1-channel data, and the `yolo-kd check` plan."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from conftest import IMGSZ, setup_with_batch, tiny_overrides
+
+SHAPES = ("circle", "square", "triangle", "cross", "ring", "star")
+
+
+def _data_variant(workdir, tiny_data, name: str, names: list[str] | None = None, channels: int | None = None) -> str:
+    """A copy of the tiny data.yaml pointing at the same images, with other class names or channels."""
+    import yaml
+
+    d = yaml.safe_load(open(tiny_data))
+    if names is not None:
+        d["names"] = dict(enumerate(names))
+    if channels is not None:
+        d["channels"] = channels
+    f = workdir / f"{name}.yaml"
+    f.write_text(yaml.safe_dump(d, sort_keys=False))
+    return str(f)
+
+
+def test_mapped_teacher_distils_logits_in_the_students_order(workdir, tiny_data, tiny_teacher):
+    """The data names the teacher's classes in reverse order: they are mapped by name, logit terms are built and
+    read the teacher's score of each student class."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    data = _data_variant(workdir, tiny_data, "reversed", names=list(reversed(SHAPES)))
+    t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "mapped", data=data, kd_warmup=0))
+    assert t.distiller.class_index.tolist() == [5, 4, 3, 2, 1, 0]
+    assert {"tckd_loss", "nckd_loss", "bgkd_loss"} <= set(t.distiller.terms)
+    loss, items = unwrap_model(t.model).loss(batch)
+    assert all(torch.isfinite(items[k]) and items[k] > 0 for k in t.distiller.terms)
+
+
+def test_class_map_renames_and_refusal(workdir, tiny_data, tiny_teacher):
+    from yolo_kd import KDTrainer
+    from yolo_kd.teacher import TeacherError
+
+    renamed = _data_variant(workdir, tiny_data, "renamed", names=[f"{n}_x" for n in SHAPES])
+    with pytest.raises(TeacherError, match="share no class .*class_map="):
+        KDTrainer(overrides=tiny_overrides(workdir, tiny_data, tiny_teacher, "refused", data=renamed))
+    assert not (workdir / "runs" / "refused").exists()
+    cmap = "{" + ", ".join(f"{n}_x: {n}" for n in SHAPES[:3]) + "}"  # partial: three classes mapped
+    t, _ = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "renamed", data=renamed, class_map=cmap))
+    assert t.distiller.class_index.tolist() == [0, 1, 2, -1, -1, -1] and "tckd_loss" in t.distiller.terms
+
+
+def test_one_channel_data_trains_validates_and_exports(workdir, tiny_data):
+    """`channels: 1` data: a YAML teacher is built with 1 input channel, KD trains and validates, the student exports."""
+    from yolo_kd import KDTrainer
+    from yolo_kd.export import export
+
+    data = _data_variant(workdir, tiny_data, "gray", channels=1)
+    t = KDTrainer(overrides=tiny_overrides(workdir, tiny_data, "yolov8s.yaml", "gray", data=data, kd_warmup=0))
+    t.train()
+    row = {k.strip(): float(v) for k, v in next(csv.DictReader(open(t.save_dir / "results.csv"))).items()}
+    assert row["train/fr_loss"] > 0 and row["train/tckd_loss"] > 0
+    assert t.model.model[0].conv.in_channels == 1
+    f, diff = export(t.best, format="onnx", imgsz=IMGSZ)
+    assert diff < 1e-3
+
+
+def test_rgb_teacher_for_one_channel_data_is_refused(workdir, tiny_data, tiny_teacher):
+    from yolo_kd import KDTrainer
+    from yolo_kd.teacher import TeacherError
+
+    data = _data_variant(workdir, tiny_data, "gray2", channels=1)
+    with pytest.raises(TeacherError, match="takes 3-channel images but the data has 1 channel"):
+        KDTrainer(overrides=tiny_overrides(workdir, tiny_data, tiny_teacher, "gray-rgb", data=data))
+
+
+def test_check_prints_the_plan_and_exit_status(capsys, workdir, tiny_data, tiny_teacher):
+    from yolo_kd.cli import main
+
+    rc = main(["check", f"teacher={tiny_teacher}", "student=yolov8n.yaml", f"data={tiny_data}", f"imgsz={IMGSZ}", "ld=1"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    for text in ("level P3 (stride  8): student   64 ch -> teacher  128 ch", "classes: identical", "adapter fam:",
+                 "terms built: fr_loss", "ld_loss (x1)", "teacher forward ~", "ok: `yolo-kd train`"):
+        assert text in out, text
+    renamed = _data_variant(workdir, tiny_data, "renamed2", names=[f"{n}_x" for n in SHAPES])
+    rc = main(["check", f"teacher={tiny_teacher}", "student=yolov8n.yaml", f"data={renamed}"])
+    out = capsys.readouterr().out
+    assert rc == 1 and out.strip().splitlines()[-1].startswith("refused: teacher and data share no class")
