@@ -114,6 +114,16 @@ def load_settings(preset: str | None = None, **overrides) -> dict:
     return cfg
 
 
+def repo_relative(value):
+    """A path inside the working directory as a relative path (reports must not carry machine paths)."""
+    if isinstance(value, (str, Path)) and os.path.isabs(str(value)):
+        try:
+            return str(Path(value).resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return str(value)
+    return value
+
+
 def peak_rss_mib() -> float | None:
     """Peak resident memory of this process (VmHWM, Linux) in MiB. Not ru_maxrss: Linux carries that across
     fork/exec, so a worker would report its parent's peak."""
@@ -199,7 +209,8 @@ def write_report(out: Path, rows: list[dict], results: list[dict], cfg: dict, ru
     lines = [
         f"# yolo-kd bench `{cfg['name']}`",
         "",
-        f"teacher `{cfg['teacher']}` -> student `{cfg['student']}`, data `{cfg['data']}`, {cfg['epochs']} epochs, "
+        f"teacher `{repo_relative(cfg['teacher'])}` -> student `{cfg['student']}`, data `{repo_relative(cfg['data'])}`, "
+        f"{cfg['epochs']} epochs, "
         f"imgsz {cfg['imgsz']}, batch {cfg['batch']}, device {cfg['device']}, seeds {cfg['seeds']}.",
         "Gain = paired difference to `none` on the same seed (mAP50-95 points), mean ± std over seeds. "
         "Step ratio = KD step / (student step + teacher forward), same process. Peak memory: "
@@ -287,7 +298,8 @@ def run_bench(preset: str | None = None, **overrides) -> Path:
     teacher = cfg["teacher"]
     if str(teacher).endswith((".yaml", ".yml")):
         teacher = str(train_teacher(teacher, out / "teacher", epochs=cfg["teacher_epochs"], seed=0, **common))
-    (out / "settings.yaml").write_text(yaml.safe_dump({**cfg, "teacher_weights": teacher}, sort_keys=False))
+    settings = {k: repo_relative(v) for k, v in {**cfg, "teacher_weights": teacher}.items()}
+    (out / "settings.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     results, run_dirs = [], {}
     for seed in cfg["seeds"]:
         for method in cfg["methods"]:
