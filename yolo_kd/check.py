@@ -8,7 +8,6 @@ refused (the reason is printed as the last line).
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .errors import one_line
@@ -27,11 +26,10 @@ def plan(teacher: str | None = None, student: str | None = None, data: str | Non
     from ultralytics.data.utils import check_det_dataset
     from ultralytics.nn.tasks import DetectionModel
 
-    from .classmap import resolve_class_map
     from .config import KDConfig, KDConfigError, split_overrides, summarize_names
-    from .distiller import Distiller
+    from .distiller import build_distiller
     from .preflight import check_student
-    from .teacher import check_channels, check_levels, detect_head, head_outputs, load_teacher
+    from .teacher import check_channels, check_levels, class_names, detect_head, load_teacher
 
     lines = []
     try:
@@ -50,23 +48,15 @@ def plan(teacher: str | None = None, student: str | None = None, data: str | Non
         check_channels(t_model, channels, teacher)
         check_levels(t_model, s_model)
         s_model, t_model = s_model.float().eval(), t_model.float().eval()
-        probe = torch.zeros(1, channels, 64, 64)
-        with torch.no_grad():
-            s_ch = [f.shape[1] for f in head_outputs(s_model(probe)).feats]
-            t_ch = [f.shape[1] for f in head_outputs(t_model(probe)).feats]
+        dist, cmap = build_distiller(cfg, s_model, t_model, d["names"], channels)
         strides = [int(s) for s in detect_head(s_model).stride.tolist()]
-        for s, cs, ct in zip(strides, s_ch, t_ch):
+        for s, cs, ct in zip(strides, dist.pair.s_channels, dist.pair.t_channels):
             lines.append(f"  level P{s.bit_length() - 1} (stride {s:>2}): student {cs:>4} ch -> teacher {ct:>4} ch")
-        t_names = getattr(t_model, "names", None) or {i: str(i) for i in range(detect_head(t_model).nc)}
-        cmap = resolve_class_map(t_names, d["names"], cfg.class_map)
         if cmap is None:
-            lines.append(f"  classes: none shared (teacher {summarize_names(t_names)}; data {summarize_names(d['names'])})")
+            lines.append(f"  classes: none shared (teacher {summarize_names(class_names(t_model))}; "
+                         f"data {summarize_names(d['names'])})")
         else:
             lines.append(f"  classes: {'identical' if cmap.identity else cmap.describe()}")
-        s_head, t_head = detect_head(s_model), detect_head(t_model)
-        dist = Distiller(cfg, s_ch, t_ch, s_head.reg_max, same_classes=cmap is not None,
-                         same_reg_max=s_head.reg_max == t_head.reg_max, nc=s_head.nc,
-                         class_index=None if cmap is None or cmap.identity else cmap.index)
         for name, module in dist.named_children():
             n = sum(p.numel() for p in module.parameters())
             lines.append(f"  adapter {name}: {type(module).__name__}, {n:,} parameters")

@@ -13,16 +13,25 @@ from pathlib import Path
 import torch
 
 
+def _temporary(path: Path) -> Path:
+    """The temporary file beside `path` that an atomic write goes through."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _fsync_replace(src: Path, dst: Path) -> None:
+    """Flush the complete file `src` to disk, then rename it over `dst` in one atomic step."""
+    with open(src, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(src, dst)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically (temporary file, fsync, os.replace); on failure the target is untouched."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _temporary(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        tmp.write_bytes(data)
+        _fsync_replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -62,9 +71,7 @@ def publish(stage: Path, wdir: Path) -> list[Path]:
     reading or rewriting it; remove the staging folder. Returns the published files."""
     published = []
     for f in sorted(stage.glob("*.pt")):
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(f, wdir / f.name)
+        _fsync_replace(f, wdir / f.name)
         published.append(wdir / f.name)
     shutil.rmtree(stage, ignore_errors=True)
     return published
@@ -83,12 +90,10 @@ def atomic_strip_optimizer(extra: dict | None = None):
         if s:
             return original(f, s, updates)
         f = Path(f)
-        tmp = f.with_name(f".{f.name}.tmp")
+        tmp = _temporary(f)
         try:
             out = original(f, str(tmp), updates)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, f)
+            _fsync_replace(tmp, f)
         finally:
             tmp.unlink(missing_ok=True)
         return out
@@ -100,14 +105,14 @@ def atomic_strip_optimizer(extra: dict | None = None):
         ul_trainer.strip_optimizer = original
 
 
-def read_kd_state(checkpoint: Path, ckpt: dict) -> tuple[dict | None, int | None]:
-    """(Distiller state_dict, epoch it was saved at) for a checkpoint: from its sidecar, else from the "kd" entry
-    that older yolo-kd versions stored inside the checkpoint."""
+def load_kd_entry(checkpoint: Path, ckpt: dict) -> dict:
+    """The KD entry of a checkpoint ({"cfg", "teacher", "state", "epoch"}): its sidecar, else the "kd" entry stored
+    inside the checkpoint (finished runs, and older yolo-kd versions); {} when there is none or the sidecar is
+    unreadable (the KD modules then restart, with a warning from the caller)."""
     sidecar = kd_sidecar(checkpoint)
     if sidecar.exists():
         try:
-            kd = torch.load(sidecar, map_location="cpu", weights_only=False)
-            return kd.get("state"), kd.get("epoch")
+            return torch.load(sidecar, map_location="cpu", weights_only=False) or {}
         except Exception:
-            return None, None  # unreadable sidecar: the KD modules restart (the caller warns)
-    return (ckpt.get("kd") or {}).get("state"), None
+            return {}
+    return ckpt.get("kd") or {}

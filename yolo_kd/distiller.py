@@ -12,10 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .classmap import ClassMap, resolve_class_map
 from .config import KDConfig
 from .losses import REGISTRY, KDContext, Pair
 from .losses.registry import weight_key
-from .teacher import HeadOutputs
+from .teacher import HeadOutputs, class_names, detect_head, head_channels
 
 
 class Distiller(nn.Module):
@@ -38,7 +39,7 @@ class Distiller(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.register_buffer("class_index", None if class_index is None else torch.tensor(class_index), persistent=False)
-        pair = Pair(tuple(s_channels), tuple(t_channels), reg_max, nc, same_classes, same_reg_max)
+        self.pair = pair = Pair(tuple(s_channels), tuple(t_channels), reg_max, nc, same_classes, same_reg_max)
         self.weights, self.skipped = {}, {}
         for cls in REGISTRY.get(cfg.method, []):
             built = {}
@@ -96,3 +97,16 @@ class Distiller(nn.Module):
         for loss in self.children():
             raw.update(loss.compute(ctx))
         return {k: self.clip(raw[k]) * self.weights[k] * scale for k in self.terms}
+
+
+def build_distiller(cfg: KDConfig, student: nn.Module, teacher: nn.Module, data_names, channels: int = 3
+                    ) -> tuple[Distiller, ClassMap | None]:
+    """The Distiller for a student/teacher pair on data with `data_names` classes and `channels` image channels:
+    head channels from one probe pass each, the class map (None: no shared class), DFL bins and classes compared.
+    Returns the Distiller (on CPU) and the class map."""
+    cmap = resolve_class_map(class_names(teacher), data_names, cfg.class_map)
+    s_head, t_head = detect_head(student), detect_head(teacher)
+    distiller = Distiller(cfg, head_channels(student, channels), head_channels(teacher, channels), s_head.reg_max,
+                          same_classes=cmap is not None, same_reg_max=t_head.reg_max == s_head.reg_max, nc=s_head.nc,
+                          class_index=None if cmap is None or cmap.identity else cmap.index)
+    return distiller, cmap

@@ -40,6 +40,23 @@ def detect_head(model: nn.Module) -> Detect:
     return heads[-1]
 
 
+def class_names(model: nn.Module) -> dict:
+    """{index: name} of a detector's classes (its index as name when it carries none)."""
+    return getattr(model, "names", None) or {i: str(i) for i in range(detect_head(model).nc)}
+
+
+def head_channels(model: nn.Module, channels: int = 3) -> list[int]:
+    """Channels of the Detect-head inputs per level, from one eval forward pass on a (1, channels, 64, 64) probe;
+    the model's train/eval mode is restored."""
+    was_training = model.training
+    p = next(model.parameters())
+    try:
+        with torch.no_grad():
+            return [f.shape[1] for f in head_outputs(model.eval()(torch.zeros(1, channels, 64, 64, device=p.device, dtype=p.dtype))).feats]
+    finally:
+        model.train(was_training)
+
+
 def head_outputs(preds, branch: str = "one2many") -> HeadOutputs:
     """Normalise any Detect output (train dict, eval (y, dict) tuple, end-to-end nesting) into HeadOutputs."""
     if isinstance(preds, tuple):

@@ -9,7 +9,8 @@ loggers, checkpoints and export. What this class adds, and where:
                   student's in the optimizer's param groups.
 * `_setup_train`  attaches `KDCriterion` to the student after the EMA copy exists, so the EMA, validation and
                   checkpoints keep the plain student and its plain YOLO loss (KD columns read 0 in validation).
-* `save_model`    stores the Distiller state and KD settings beside the student under the checkpoint key "kd".
+* `save_model`    publishes Ultralytics' checkpoints atomically and writes the Distiller state and KD settings in a
+                  sidecar beside each (weights/kd_last.pt, ...).
 * `train`         under multi-GPU, carries the KD keys into Ultralytics' generated DDP script; each rank then
                   reloads the teacher from its path.
 """
@@ -35,15 +36,15 @@ from .checkpoints import (
     atomic_strip_optimizer,
     atomic_write,
     kd_sidecar,
+    load_kd_entry,
     publish,
-    read_kd_state,
     serialize,
     staged_checkpoints,
 )
 from .classmap import ClassMap, resolve_class_map
 from .config import KDConfig, kd_defaults, split_overrides, summarize_names
 from .criterion import KDCriterion, KDTrainingError
-from .distiller import Distiller
+from .distiller import build_distiller
 from .preflight import check_device, check_student, check_ultralytics_args, check_writable, resolve_resume, run_parent
 from .schedule import kd_scale
 from .teacher import (
@@ -51,8 +52,7 @@ from .teacher import (
     TeacherError,
     check_channels,
     check_levels,
-    detect_head,
-    head_outputs,
+    class_names,
     load_teacher,
     warn_if_same_model,
 )
@@ -110,8 +110,9 @@ class KDTrainer(DetectionTrainer):
         check_ultralytics_args(ul)
         resuming = bool(ul.get("resume"))
         if resuming:
-            ul["resume"] = ul["model"] = resolve_resume(ul)[0]  # `resume=True model=last.pt` or a bare `resume=True`
-            kd = self._kd_settings_for_resume(ul["model"], kd)
+            path, ckpt = resolve_resume(ul)  # `resume=True model=last.pt` or a bare `resume=True`
+            ul["resume"] = ul["model"] = path
+            kd = self._kd_settings_for_resume(path, ckpt, kd)
         self.kd_cfg = KDConfig.from_overrides(kd)
         check_device(ul.get("device"))
         student = None
@@ -134,13 +135,10 @@ class KDTrainer(DetectionTrainer):
 
     # ------------------------------------------------------------------ checks
     @staticmethod
-    def _kd_settings_for_resume(path: str, explicit: dict) -> dict:
-        """KD settings recorded in the checkpoint being resumed (else in its run's kd.yaml). Only `teacher=` may be
+    def _kd_settings_for_resume(path: str, ckpt: dict, explicit: dict) -> dict:
+        """KD settings recorded with the checkpoint being resumed (else in its run's kd.yaml). Only `teacher=` may be
         changed on resume (the teacher file moved); other KD keys given with resume are named and ignored."""
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        sidecar = kd_sidecar(path)
-        kd = torch.load(sidecar, map_location="cpu", weights_only=False) if sidecar.exists() else ckpt.get("kd")
-        recorded = dict((kd or {}).get("cfg") or {})
+        recorded = dict(load_kd_entry(path, ckpt).get("cfg") or {})
         run_cfg = Path(path).resolve().parents[1] / "kd.yaml"
         if not recorded and run_cfg.exists():
             recorded = yaml.safe_load(run_cfg.read_text()) or {}
@@ -182,7 +180,7 @@ class KDTrainer(DetectionTrainer):
     def _check_teacher_classes(self, teacher: nn.Module, data: dict) -> ClassMap | None:
         """Map the data's classes to the teacher's (by name, or `class_map=`); refuse a teacher that shares no class
         with the data unless allow_class_mismatch=True (features only). Returns the map (None: features only)."""
-        t_names = getattr(teacher, "names", None) or {i: str(i) for i in range(detect_head(teacher).nc)}
+        t_names = class_names(teacher)
         cmap = resolve_class_map(t_names, data["names"], self.kd_cfg.class_map)
         if cmap is None:
             msg = (
@@ -203,24 +201,14 @@ class KDTrainer(DetectionTrainer):
         student = unwrap_model(self.model)
         self.teacher = Teacher(self.teacher_model, self.device)
         check_levels(self.teacher.model, student)
-        s_head = detect_head(student)
-        probe = torch.zeros(1, self.data.get("channels", 3), 64, 64, device=self.device)
-        was_training = student.training
-        student.eval()
-        with torch.no_grad():
-            s_ch = [f.shape[1] for f in head_outputs(student(probe)).feats]
-            t_ch = [f.shape[1] for f in self.teacher(probe).feats]
-        student.train(was_training)
-        cmap = resolve_class_map(getattr(self.teacher.model, "names", None) or range(self.teacher.nc), self.data["names"],
-                                 self.kd_cfg.class_map)
-        self.distiller = Distiller(self.kd_cfg, s_ch, t_ch, s_head.reg_max, same_classes=cmap is not None,
-                                   same_reg_max=self.teacher.reg_max == s_head.reg_max, nc=s_head.nc,
-                                   class_index=None if cmap is None or cmap.identity else cmap.index).to(self.device)
+        self.distiller = build_distiller(self.kd_cfg, student, self.teacher.model, self.data["names"],
+                                         self.data.get("channels", 3))[0].to(self.device)
         for term, reason in self.distiller.skipped.items():
             LOGGER.warning(f"{colorstr('KD:')} {term} is configured but not built: {reason}")
         n = sum(p.numel() for p in self.distiller.parameters())
         LOGGER.info(
-            f"{colorstr('KD:')} method={self.kd_cfg.method} teacher={self.kd_cfg.teacher} channels {s_ch} -> {t_ch}, "
+            f"{colorstr('KD:')} method={self.kd_cfg.method} teacher={self.kd_cfg.teacher} channels "
+            f"{list(self.distiller.pair.s_channels)} -> {list(self.distiller.pair.t_channels)}, "
             f"terms {', '.join(self.distiller.terms) or 'none'}, {n:,} KD parameters"
         )
 
@@ -300,7 +288,8 @@ class KDTrainer(DetectionTrainer):
         """Ultralytics' resume, plus the Distiller weights from the checkpoint's KD sidecar (their optimizer state is in
         the shared optimizer)."""
         if ckpt is not None and self.resume and self.distiller is not None:
-            state, epoch = read_kd_state(self.args.model, ckpt)
+            entry = load_kd_entry(self.args.model, ckpt)
+            state, epoch = entry.get("state"), entry.get("epoch")
             if state:
                 self.distiller.load_state_dict(state)
                 LOGGER.info(f"{colorstr('KD:')} restored KD modules from {kd_sidecar(self.args.model)}")
