@@ -1,6 +1,6 @@
 """Deterministic synthetic detection dataset ("shapes") in YOLO format.
 
-Each image is a cluttered, textured background with 1..`max_objects` objects of `len(CLASSES)` shape classes, drawn
+Each image is a cluttered, textured background with 1..`max_objects` objects of `classes` shape classes, drawn
 in random colours, textures and sizes; later objects may occlude earlier ones. An object keeps its label only while at
 least `min_visible` of its pixels stay visible, and its box is the box of the whole shape (COCO convention).
 Distractor blobs and line clutter make the background non-trivial, so a small model is clearly worse than a large
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import yaml
 
-CLASSES = ("circle", "square", "triangle", "cross", "ring", "star")
+CLASSES = ("circle", "square", "triangle", "cross", "ring", "star", "hexagon", "crescent")
 
 
 @dataclass
@@ -39,6 +39,7 @@ class ShapesConfig:
     val: int = 100
     imgsz: int = 160
     seed: int = 0
+    classes: int = 6  # the first `classes` names of CLASSES are drawn
     max_objects: int = 6
     min_size: float = 0.08  # object size as a fraction of the image side
     max_size: float = 0.40
@@ -84,6 +85,13 @@ def _shape_mask(cls: int, size: int, rng: np.random.Generator) -> np.ndarray:
     elif name == "ring":
         cv2.circle(m, (c, c), r, 1, -1)
         cv2.circle(m, (c, c), max(int(r * 0.55), 1), 0, -1)
+    elif name == "hexagon":
+        ang = np.linspace(0, 2 * np.pi, 7)[:-1]
+        pts = np.stack([c + r * np.cos(ang), c + r * np.sin(ang)], 1).astype(np.int32)
+        cv2.fillPoly(m, [pts], 1)
+    elif name == "crescent":
+        cv2.circle(m, (c, c), r, 1, -1)
+        cv2.circle(m, (c + max(r // 2, 1), c), max(int(r * 0.8), 1), 0, -1)
     else:  # star
         ang = np.linspace(0, 2 * np.pi, 11)[:-1] - np.pi / 2
         rad = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
@@ -121,7 +129,7 @@ def render_image(rng: np.random.Generator, cfg: ShapesConfig) -> tuple[np.ndarra
     owner = np.full((s, s), -1, np.int32)  # which object owns each pixel (for visibility)
     objects = []
     for k in range(int(rng.integers(1, cfg.max_objects + 1))):
-        cls = int(rng.integers(len(CLASSES)))
+        cls = int(rng.integers(cfg.classes))
         size = int(rng.uniform(cfg.min_size, cfg.max_size) * s)
         size = max(size, 6)
         x0, y0 = (int(v) for v in rng.integers(0, s - size + 1, 2))
@@ -155,7 +163,7 @@ def generate(cfg: ShapesConfig | None = None, **overrides) -> Path:
             cv2.imwrite(str(root / "images" / split / f"{i:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
             lines = [f"{c} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}" for c, cx, cy, w, h in labels]
             (root / "labels" / split / f"{i:06d}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-    data = {"path": str(root), "train": "images/train", "val": "images/val", "names": dict(enumerate(CLASSES))}
+    data = {"path": str(root), "train": "images/train", "val": "images/val", "names": dict(enumerate(CLASSES[: cfg.classes]))}
     (root / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     (root / "generator.yaml").write_text(yaml.safe_dump(vars(cfg), sort_keys=False))
     return root / "data.yaml"

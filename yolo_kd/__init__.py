@@ -26,6 +26,19 @@ def distill(teacher: str, student: str, data: str, **kwargs):
     return trainer.metrics
 
 
+def tune(**kwargs):
+    """Search KD settings with Ultralytics' tuner (`use_ray=True`: Ray Tune); return the tune folder, which holds
+    best_kd.yaml (use it as `kd=`), summary.md and the plots.
+
+    Example:
+        >>> import yolo_kd
+        >>> yolo_kd.tune(teacher="t.pt", student="yolov8n.yaml", data="d.yaml", epochs=30, iterations=20)
+    """
+    from .tuning import tune as run
+
+    return run(**kwargs)
+
+
 def __getattr__(name: str):
     """Lazy public API: KDTrainer, KDConfig, KDConfigError, TeacherError."""
     if name == "KDTrainer":
@@ -43,4 +56,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'yolo_kd' has no attribute '{name}'")
 
 
-__all__ = ("KDConfig", "KDConfigError", "KDTrainer", "TeacherError", "__version__", "distill")
+__all__ = ("KDConfig", "KDConfigError", "KDTrainer", "TeacherError", "__version__", "distill", "tune")

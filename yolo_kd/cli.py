@@ -13,6 +13,8 @@ Usage: yolo-kd MODE key=value ...
   yolo-kd train teacher=t.pt student=yolov8n.yaml data=d.yaml kd=cfg/paper.yaml fr=2.0   # preset + override
   yolo-kd train resume=True model=runs/detect/train/weights/last.pt
   yolo-kd check teacher=yolov8l.pt student=yolov8n.yaml data=d.yaml imgsz=640   # the plan, without training
+  yolo-kd tune teacher=t.pt student=yolov8n.yaml data=d.yaml epochs=30 iterations=20   # search KD weights -> best_kd.yaml
+  yolo-kd tune ... use_ray=True      # the same search with Ray Tune (pip install 'yolo-kd[ray]')
   yolo-kd val model=runs/detect/train/weights/best.pt data=d.yaml
   yolo-kd export model=runs/detect/train/weights/best.pt format=onnx imgsz=640   # checks ONNX Runtime vs PyTorch
   yolo-kd attention model=best.pt teacher=t.pt data=d.yaml    # teacher/GT/student attention maps as PNG
@@ -81,13 +83,17 @@ def run_mode(mode: str, kw: dict) -> int | None:
         from yolo_kd.bench import run_bench
 
         run_bench(**kw)
+    elif mode == "tune":
+        from yolo_kd.tuning import tune
+
+        tune(**kw)
     elif mode == "check":
         from yolo_kd.check import run_check
 
         return run_check(**kw)
 
 
-MODES = ("train", "check", "val", "export", "attention", "demo", "bench", "help")
+MODES = ("train", "tune", "check", "val", "export", "attention", "demo", "bench", "help")
 
 
 def main(argv: list[str] | None = None) -> int:

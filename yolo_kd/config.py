@@ -87,10 +87,11 @@ def read_yaml_mapping(path: Path, what: str) -> dict:
 
 
 def load_preset(name: str | Path, _depth: int = 0) -> dict:
-    """KD keys of a preset YAML; a preset may extend another with `kd: <base preset>`."""
+    """Keys of a preset YAML: KD keys, and Ultralytics train keys (e.g. lr0 in a `yolo-kd tune` result); a preset may
+    extend another with `kd: <base preset>`."""
     path = find_preset(name)
     values = read_yaml_mapping(path, "KD preset")
-    keys = kd_defaults().keys()
+    keys = kd_defaults().keys() | _ultralytics_keys()
     unknown = set(values) - keys
     if unknown:
         bad = sorted(map(str, unknown))
@@ -119,6 +120,8 @@ def split_overrides(overrides: dict | None) -> tuple[dict, dict]:
         else:
             hint = suggest(k, known | set(kd_keys) | set(ALIASES))
             raise KDConfigError(f"'{k}' is not a valid yolo-kd or Ultralytics argument.{hint}")
+    if kd.get("kd"):  # Ultralytics keys of the preset, below the explicit ones
+        ul = {**{k: v for k, v in load_preset(kd["kd"]).items() if k not in kd_keys}, **ul}
     return ul, kd
 
 
@@ -131,7 +134,7 @@ class KDConfig(SimpleNamespace):
         kd_overrides = dict(kd_overrides or {})
         values = kd_defaults()
         if kd_overrides.get("kd"):
-            values.update(load_preset(kd_overrides["kd"]))
+            values.update({k: v for k, v in load_preset(kd_overrides["kd"]).items() if k in values})
         values.update(kd_overrides)
         cfg = cls(**values)
         cfg.validate()
