@@ -1,5 +1,6 @@
 # make demo: create .venv, install, run the offline demo on generated data.
-# make test: same install, run the test suite (offline).
+# make test: same install, run the test suite (offline; includes a real 2-trial Ray Tune search).
+# make test-oldest: the suite against the oldest Ultralytics release yolo-kd claims (ULTRALYTICS_MIN in compat.py).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,13 +8,13 @@ export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := 0
 export YOLO_CONFIG_DIR := $(CURDIR)/.yolo_config
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-ray test-oldest bench clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1 || $(BIN)/pip install -q torch torchvision
-	$(BIN)/pip install -q -e ".[export,test]"
+	$(BIN)/pip install -q -e ".[export,test,ray]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -24,8 +25,18 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+test-ray: install
+	$(BIN)/python -m pytest -q -m ray
+
+OLDEST := $(shell sed -n 's/^ULTRALYTICS_MIN = "\(.*\)".*/\1/p' yolo_kd/compat.py)
+test-oldest:
+	test -x .venv-oldest/bin/python || $(PY) -m venv .venv-oldest
+	.venv-oldest/bin/pip install -q torch==2.14.1 torchvision==0.29.1 || .venv-oldest/bin/pip install -q torch torchvision
+	.venv-oldest/bin/pip install -q -e ".[export,test]" "ultralytics==$(OLDEST)"
+	.venv-oldest/bin/python -m pytest -q tests/test_contracts.py tests/test_losses.py tests/test_trainer.py
+
 bench: install
 	$(BIN)/yolo-kd bench preset=cfg/bench_cpu.yaml
 
 clean:
-	rm -rf $(VENV) .yolo_config runs build *.egg-info
+	rm -rf $(VENV) .venv-oldest .yolo_config runs build *.egg-info

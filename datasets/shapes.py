@@ -182,6 +182,37 @@ def ensure(cfg: ShapesConfig | None = None, **overrides) -> Path:
     return generate(cfg)
 
 
+def relabel(data: str | Path, root: str | Path, keep: list[str]) -> Path:
+    """A copy of a dataset that labels only the classes `keep`, numbered in that order; other objects stay in the
+    images, unlabeled. Images are shared through a symlink. Returns the new data.yaml (rewritten only when needed).
+
+    Used to measure class-mapped teachers: the teacher knows every class, the student's data a subset, reordered."""
+    src = yaml.safe_load(Path(data).read_text())
+    names = list(src["names"].values()) if isinstance(src["names"], dict) else list(src["names"])
+    missing = [k for k in keep if k not in names]
+    if missing:
+        raise ValueError(f"relabel: {missing} are not classes of {data} ({names})")
+    root, src_root = Path(root).resolve(), Path(src["path"])
+    out = {"path": str(root), "train": src["train"], "val": src["val"], "names": dict(enumerate(keep)),
+           "source": str(data)}
+    if (root / "data.yaml").exists() and yaml.safe_load((root / "data.yaml").read_text()) == out:
+        return root / "data.yaml"
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / "images").exists():
+        (root / "images").symlink_to(src_root / "images", target_is_directory=True)
+    new_id = {names.index(k): i for i, k in enumerate(keep)}
+    for f in (src_root / "labels").rglob("*.txt"):
+        rows = [ln.split() for ln in f.read_text().splitlines() if ln.strip()]
+        kept = [" ".join([str(new_id[int(r[0])]), *r[1:]]) for r in rows if int(r[0]) in new_id]
+        dst = root / f.relative_to(src_root)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text("\n".join(kept) + ("\n" if kept else ""))
+    for cache in (root / "labels").glob("*.cache"):
+        cache.unlink()
+    (root / "data.yaml").write_text(yaml.safe_dump(out, sort_keys=False))
+    return root / "data.yaml"
+
+
 if __name__ == "__main__":
     kwargs = dict(a.split("=", 1) for a in sys.argv[1:])
     print(generate(**kwargs))

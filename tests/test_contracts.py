@@ -89,3 +89,22 @@ def test_check_resume_and_strip_keep_the_keys_we_read():
 
     src = inspect.getsource(strip_optimizer)
     assert "combined = {**metadata, **x, **(updates or {})}" in src
+
+
+def test_tuner_seams_used_by_yolo_kd_tune():
+    """`yolo-kd tune` swaps the MultiTrainer that Tuner.__call__ imports at call time, sets KD keys on the tuner's
+    args (read with getattr in _mutate), rounds integer keys in _constrain, and Ray trials call Model.train."""
+    from ultralytics.engine.model import Model
+    from ultralytics.engine.trainer import MultiTrainer
+    from ultralytics.engine.tuner import Tuner
+    from ultralytics.utils.tuner import run_ray_tune
+
+    call = inspect.getsource(Tuner.__call__)
+    assert "from ultralytics.engine.trainer import MultiTrainer" in call and "MultiTrainer(None," in call
+    assert "getattr(self.args, k)" in inspect.getsource(Tuner._mutate)
+    assert list(inspect.signature(Tuner._constrain).parameters) == ["self", "hyp"]
+    assert list(inspect.signature(MultiTrainer.__init__).parameters)[:4] == ["self", "trainer", "args", "model"]
+    assert "self.trainer(overrides=overrides" in inspect.getsource(MultiTrainer.train)
+    assert "trainer" in inspect.signature(Model.train).parameters
+    params = inspect.signature(run_ray_tune).parameters
+    assert {"space", "grace_period", "gpu_per_trial", "iterations", "search_alg"} <= set(params)

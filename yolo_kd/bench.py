@@ -24,6 +24,7 @@ BENCH = dict(
     name="bench",
     data=None,  # a data YAML; None generates the bundled shapes data with `dataset` settings
     dataset=dict(root="datasets/shapes-bench", train=600, val=150, imgsz=128, seed=1),
+    relabel=None,  # class names: students see the data labelling only these (in this order); the teacher sees all
     teacher="yolov8s.yaml",  # a .pt, or a YAML trained first with teacher_epochs
     teacher_epochs=50,
     student="yolov8n.yaml",
@@ -34,6 +35,7 @@ BENCH = dict(
     batch=32,
     device="cpu",
     dis=6.0,  # Ultralytics built-in distillation weight
+    train_args={},  # other Ultralytics train keys for the teacher and every student, e.g. {nbs: 16}
     project="runs/bench",
 )
 
@@ -103,6 +105,15 @@ def load_settings(preset: str | None = None, **overrides) -> dict:
         raise KDConfigError(f"'batch={cfg['batch']}' must be a number")
     if not isinstance(cfg["dis"], (int, float)) or not math.isfinite(cfg["dis"]) or cfg["dis"] < 0:
         raise KDConfigError(f"'dis={cfg['dis']}' must be a finite, non-negative number")
+    if isinstance(cfg["train_args"], str):  # from the CLI: train_args="{nbs: 16}"
+        cfg["train_args"] = yaml.safe_load(cfg["train_args"])
+    if not isinstance(cfg["train_args"] or {}, dict):
+        raise KDConfigError(f"train_args={cfg['train_args']!r} must be a mapping of Ultralytics train keys")
+    from .config import split_overrides
+
+    ul, kd = split_overrides(cfg["train_args"] or {})
+    if kd:
+        raise KDConfigError(f"train_args holds KD keys {sorted(kd)}: put them in a KD preset and list it in methods")
     for key in ("data", "teacher", "student"):
         v = cfg[key]
         if v and str(v).endswith((".pt", ".yaml", ".yml")) and not Path(str(v)).exists() and not Path(str(v)).name.startswith("yolo"):
@@ -212,6 +223,9 @@ def write_report(out: Path, rows: list[dict], results: list[dict], cfg: dict, ru
         f"teacher `{repo_relative(cfg['teacher'])}` -> student `{cfg['student']}`, data `{repo_relative(cfg['data'])}`, "
         f"{cfg['epochs']} epochs, "
         f"imgsz {cfg['imgsz']}, batch {cfg['batch']}, device {cfg['device']}, seeds {cfg['seeds']}.",
+        *([f"The teacher trained on `{repo_relative(cfg['teacher_data'])}` (all its classes); the students' data "
+           f"labels only {_as_list(cfg['relabel'])}, in that order (other objects stay in the images, unlabeled).", ""]
+          if cfg.get("teacher_data") else []),
         "Gain = paired difference to `none` on the same seed (mAP50-95 points), mean ± std over seeds. "
         "Step ratio = KD step / (student step + teacher forward), same process. Peak memory: "
         f"{results[0]['peak_mem_kind']}.",
@@ -294,10 +308,16 @@ def run_bench(preset: str | None = None, **overrides) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if not cfg["data"]:
         cfg["data"] = str(ensure(**cfg["dataset"]))
-    common = dict(data=cfg["data"], imgsz=cfg["imgsz"], batch=cfg["batch"], device=cfg["device"], plots=False)
+    common = dict(data=cfg["data"], imgsz=cfg["imgsz"], batch=cfg["batch"], device=cfg["device"], plots=False,
+                  **(cfg["train_args"] or {}))
     teacher = cfg["teacher"]
     if str(teacher).endswith((".yaml", ".yml")):
         teacher = str(train_teacher(teacher, out / "teacher", epochs=cfg["teacher_epochs"], seed=0, **common))
+    if cfg["relabel"]:  # the teacher knows every class; the students' data labels a reordered subset
+        from .datasets.shapes import relabel
+
+        cfg["teacher_data"] = cfg["data"]
+        cfg["data"] = common["data"] = str(relabel(cfg["data"], out / "data", _as_list(cfg["relabel"])))
     settings = {k: repo_relative(v) for k, v in {**cfg, "teacher_weights": teacher}.items()}
     (out / "settings.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     results, run_dirs = [], {}
