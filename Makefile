@@ -1,5 +1,6 @@
 # make demo: create .venv, install, run the offline demo on generated data.
-# make test: same install, run the test suite (offline; includes a real 2-trial Ray Tune search).
+# make test: same install, run the test suite without the end-to-end runs marked slow (offline).
+# make test-slow: the end-to-end runs (bench, demo, tune, a real 2-trial Ray Tune search, SIGKILL resume, ...).
 # make test-oldest: the suite against the oldest Ultralytics release yolo-kd claims (ULTRALYTICS_MIN in compat.py).
 PY ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := 0
 export YOLO_CONFIG_DIR := $(CURDIR)/.yolo_config
 
-.PHONY: install demo test test-ray test-oldest bench clean
+.PHONY: install demo test test-slow test-ray test-oldest bench clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,7 +24,10 @@ demo: install
 	$(BIN)/yolo-kd demo
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
 
 test-ray: install
 	$(BIN)/python -m pytest -q -m ray

@@ -4,7 +4,10 @@ import csv
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_bench_micro_writes_all_outputs(workdir):
     out = workdir / "bench"
     cmd = [sys.executable, "-m", "yolo_kd.cli", "bench", "preset=cfg/bench_micro.yaml", f"project={out}",
@@ -45,3 +48,10 @@ def test_bench_settings_refuse_bad_keys():
         load_settings("cfg/bench_micro.yaml", seeds=0)
     with pytest.raises(KDConfigError, match="sedes"):
         load_settings("cfg/bench_micro.yaml", sedes=1)
+    assert load_settings("cfg/bench_micro.yaml", train_args="{nbs: 16}")["train_args"] == {"nbs": 16}
+    with pytest.raises(KDConfigError, match="KD keys"):
+        load_settings("cfg/bench_micro.yaml", train_args={"fr": 2.0})
+    with pytest.raises(KDConfigError, match="nbz"):
+        load_settings("cfg/bench_micro.yaml", train_args={"nbz": 16})
+    classmap = load_settings("cfg/bench_classmap.yaml")
+    assert classmap["relabel"] == ["star", "circle", "cross"] and classmap["dataset"]["classes"] == 8

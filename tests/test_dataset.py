@@ -35,3 +35,24 @@ def test_labels_lie_inside_images(tmp_path):
     assert (cx - w / 2 >= -1e-6).all() and (cx + w / 2 <= 1 + 1e-6).all()
     assert (cy - h / 2 >= -1e-6).all() and (cy + h / 2 <= 1 + 1e-6).all()
     assert len(list((root / "images" / "train").glob("*.jpg"))) == 30
+
+
+def test_classes_and_relabel_keep_a_reordered_subset(tmp_path):
+    """`classes=8` draws all eight shapes; `relabel` keeps 3 of them, renumbered in the given order, same images."""
+    import yaml
+
+    from yolo_kd.datasets.shapes import relabel
+
+    data = generate(root=str(tmp_path / "full"), train=40, val=4, imgsz=64, seed=1, classes=8)
+    full = yaml.safe_load(data.read_text())["names"]
+    assert list(full.values()) == list(CLASSES) and len(CLASSES) == 8
+    sub = relabel(data, tmp_path / "sub", ["star", "circle", "cross"])
+    assert yaml.safe_load(sub.read_text())["names"] == {0: "star", 1: "circle", 2: "cross"}
+    assert (tmp_path / "sub" / "images" / "train" / "000000.jpg").exists()  # shared images
+    old_id = {0: 5, 1: 0, 2: 3}
+    for f in (data.parent / "labels" / "train").glob("*.txt"):
+        src = [ln.split() for ln in f.read_text().splitlines() if ln.strip()]
+        dst = [ln.split() for ln in (tmp_path / "sub" / "labels" / "train" / f.name).read_text().splitlines() if ln]
+        expected = [[str(k), *r[1:]] for r in src for k, t in old_id.items() if int(r[0]) == t]
+        assert dst == expected
+    assert relabel(data, tmp_path / "sub", ["star", "circle", "cross"]) == sub  # unchanged: not rewritten

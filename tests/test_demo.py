@@ -4,8 +4,10 @@ closing table, and a second run reuses the trained teacher."""
 from __future__ import annotations
 
 import cv2
+import pytest
 
 
+@pytest.mark.slow
 def test_demo_writes_picture_attention_and_table(tmp_path, capsys):
     from yolo_kd.demo import run_demo
 

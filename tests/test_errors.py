@@ -272,7 +272,7 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(capsys, mo
     with pytest.raises(AttributeError):
         yolo_kd.cli.main(["train", "--debug"])
     rc, err = cli(capsys, "bogus-mode")
-    assert rc == 2 and "valid modes: train, check, val" in err
+    assert rc == 2 and "valid modes: train, tune, check, val" in err
 
 
 # ---------------------------------------------------------------- 8. attention

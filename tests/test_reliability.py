@@ -107,6 +107,7 @@ def test_non_finite_kd_term_falls_back_to_yolo_loss(workdir, tiny_data, tiny_tea
     assert items["fam_loss"] == 0 and student.criterion.pop_bad_terms() == {"fam_loss": 1}
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill(workdir, tiny_data, tiny_teacher):
     o = tiny_overrides(workdir, tiny_data, tiny_teacher, "resume", epochs=3, kd_warmup=0, save_period=1)
     run = workdir / "runs" / "resume"
@@ -151,6 +152,7 @@ def test_ddp_relaunch_rebuilds_kd_trainer(workdir, tiny_data, tiny_teacher):
     os.remove(file.replace(".py", ".pt"))
 
 
+@pytest.mark.slow
 def test_yolo26_end_to_end_student(workdir, tiny_data, tiny_teacher):
     t = _kd_trainer(**tiny_overrides(workdir, tiny_data, tiny_teacher, "e2e", model="yolo26n.yaml", kd_warmup=0))
     t.train()
@@ -175,6 +177,7 @@ def test_yolo26_one2one_branch_distilled(workdir, tiny_data, tiny_teacher):
     assert student.model[0].conv.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("teacher, student", [("yolov8l.yaml", "yolov8n.yaml"), ("yolov8s.yaml", "yolo11n.yaml"),
                                               ("yolo11s.yaml", "yolov8n.yaml")])
 def test_cross_family_levels_are_aligned(workdir, tiny_data, tiny_teacher, teacher, student):
@@ -189,6 +192,7 @@ def test_cross_family_levels_are_aligned(workdir, tiny_data, tiny_teacher, teach
     assert all(p.grad is not None for p in t.distiller.fam.parameters() if p.requires_grad)
 
 
+@pytest.mark.slow
 def test_trainer_options_work_with_kd(workdir, tiny_data, tiny_teacher):
     """batch=-1, cache=ram, rect, close_mosaic and freeze train with KD; compile=True is turned off with a warning."""
     o = tiny_overrides(workdir, tiny_data, tiny_teacher, "options", epochs=2, batch=-1, cache="ram", rect=True,

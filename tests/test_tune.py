@@ -52,6 +52,7 @@ def test_use_ray_without_ray_says_how_to_install(capsys, monkeypatch, tmp_path, 
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_tune_runs_kd_trials_resumes_and_writes_a_usable_preset(tmp_path, tiny_data, tiny_teacher):
     import yolo_kd
     from yolo_kd.config import KDConfig, split_overrides
@@ -89,6 +90,7 @@ def test_tune_runs_kd_trials_resumes_and_writes_a_usable_preset(tmp_path, tiny_d
     assert "best trial" in summary and "defaults (iteration 1)" in summary and "method=none" in summary
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_ray_tune_runs_two_real_trials(tmp_path, tiny_data, tiny_teacher):
     pytest.importorskip("ray.tune", reason="Ray is an optional extra: pip install 'yolo-kd[ray]' (make test-ray)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-ULTRALYTICS_MIN = "8.4.190"  # first tested release (train-mode dict outputs, loss dicts, built-in distillation)
+ULTRALYTICS_MIN = "8.4.140"  # oldest release that passes tests/test_contracts.py (8.4.139 and 8.3.x do not)
 ULTRALYTICS_MAX = "8.5.0"  # exclusive
 
 
@@ -18,7 +18,7 @@ def check_ultralytics() -> str:
     try:
         v = version("ultralytics")
     except PackageNotFoundError as e:
-        raise ImportError("yolo-kd needs ultralytics: pip install 'ultralytics>=8.4.190,<8.5'") from e
+        raise ImportError("yolo-kd needs ultralytics: pip install 'ultralytics>=8.4.140,<8.5'") from e
     if not _parse(ULTRALYTICS_MIN) <= _parse(v) < _parse(ULTRALYTICS_MAX):
         raise ImportError(
             f"yolo-kd is tested with ultralytics>={ULTRALYTICS_MIN},<{ULTRALYTICS_MAX} but {v} is installed: "

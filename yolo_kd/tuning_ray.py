@@ -65,8 +65,8 @@ def tune_with_ray(ul: dict, kd: dict, space: dict, method: str, opts: dict) -> P
             continue
         m = result.metrics
         fitness = m.get(FITNESS)
-        if fitness is None:  # Ray reports Ultralytics' per-epoch metrics; fitness as Ultralytics defines it
-            fitness = 0.1 * m.get("metrics/mAP50(B)", 0.0) + 0.9 * m.get("metrics/mAP50-95(B)", 0.0)
+        if fitness is None:  # Ray reports Ultralytics' per-epoch metrics; Ultralytics 8.4's fitness is mAP50-95
+            fitness = m.get("metrics/mAP50-95(B)", 0.0)
         trials.append({"iteration": i + 1, "fitness": float(fitness), "metrics": m,
                        "hyperparameters": {k: result.config[k] for k in space if k in result.config}})
     if not trials:
