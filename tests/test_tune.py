@@ -20,7 +20,8 @@ def test_default_space_holds_the_methods_weights_temperatures_and_schedule():
     space = default_space("paper", epochs=40)
     assert {"fr", "sam", "fam", "tckd", "nckd", "bgkd", "kd_temp", "sam_temp", "kd_warmup", "kd_budget",
             "kd_off_last"} <= set(space)
-    assert "ld" not in space and "cwd" not in space  # ld is off by default; cwd belongs to another method
+    assert "ld" not in space and "ld_temp" not in space  # LD is off by default, its temperature too
+    assert "cwd" not in space  # another method's key
     defaults = kd_defaults()
     for k, (lo, hi) in space.items():
         assert lo <= defaults[k] <= hi, k  # the defaults are inside the space (trial 1 trains them)

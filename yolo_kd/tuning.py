@@ -38,9 +38,11 @@ def default_space(method: str, epochs: int) -> dict:
     [default/4, 4x default], the warm-up share, the KD budget and the KD-free final epochs (up to a quarter)."""
     space = {}
     for cls in REGISTRY.get(method, []):
+        if not any(float(cls.defaults.get(k, 1.0)) > 0 for k in cls.columns.values()):
+            continue  # a loss that is off by default (ld) stays off, temperature included
         for key in cls.columns.values():
             default = float(cls.defaults.get(key, 1.0))
-            if default > 0:  # a term that is off by default (ld) stays off
+            if default > 0:
                 space[key] = (0.0, 3.0 * default)
         for key in cls.positive:
             default = float(cls.defaults[key])
