@@ -133,8 +133,10 @@ def save_comparison(weights: dict, data: str, imgsz: int, out: Path, n: int = 4,
     from ultralytics import YOLO
     from ultralytics.data.utils import check_det_dataset
 
+    from .visualize import validation_images
+
     info = check_det_dataset(data)
-    files = sorted(p for p in Path(info["val"]).rglob("*") if p.suffix.lower() in {".jpg", ".png", ".jpeg"})[:n]
+    files = validation_images(info, n)
     scale = max(1, 256 // imgsz)  # draw on an upscaled copy so labels stay readable
     columns = []
     for name, w in weights.items():

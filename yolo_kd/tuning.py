@@ -65,7 +65,7 @@ def check_space(space) -> dict:
     if not isinstance(space, dict) or not space:
         raise TuneError(f"space= must be a non-empty mapping of key: [min, max], got {space!r}")
     kd = kd_defaults()
-    known = {**{k: v for k, v in DEFAULT_CFG_DICT.items()}, **kd}
+    known = {**DEFAULT_CFG_DICT, **kd}
     out = {}
     for key, bounds in space.items():
         key = ALIASES.get(key, key)

@@ -47,6 +47,12 @@ def attention_cli(**kw) -> Path:
     return out
 
 
+def validation_images(data: dict, n: int) -> list[Path]:
+    """The first `n` image files (sorted) of a checked data dict's validation folder."""
+    val = Path(data["val"])
+    return sorted(p for p in (val.rglob("*") if val.is_dir() else []) if p.suffix.lower() in {".jpg", ".png", ".jpeg"})[:n]
+
+
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
     from .config import KDConfigError
 
@@ -89,8 +95,7 @@ def save_attention_maps(
         raise KDConfigError(f"'level={level}' is out of range: the student has {levels} detection levels (0..{levels - 1})")
     stride = int(max(detect_head(student).stride.max(), detect_head(t_model).stride.max()))
     imgsz = check_imgsz(_check_int("imgsz", imgsz, 1), stride=stride, max_dim=1)  # as training rounds it
-    val = Path(check_det_dataset(data)["val"])
-    files = sorted(p for p in (val.rglob("*") if val.is_dir() else []) if p.suffix.lower() in {".jpg", ".png", ".jpeg"})[:n]
+    files = validation_images(check_det_dataset(data), n)
     if not files:
         raise KDConfigError(f"no validation images found in {val}")
     out = Path(save_dir) if save_dir else Path(SETTINGS["runs_dir"]) / "detect" / "attention"
