@@ -20,7 +20,7 @@ from yolo_kd.losses import (
     SpatialAttention,
     foreground_maps,
 )
-from yolo_kd.losses.common import standardize
+from yolo_kd.losses.common import resize_to, standardize
 from yolo_kd.losses.decoupled_logit import non_target_kl
 from yolo_kd.losses.fam import match_sets
 from yolo_kd.losses.feature_resampling import random_mask
@@ -61,6 +61,14 @@ def test_feature_resampling_maps_student_to_teacher_channels(teacher_width):
     loss.backward()
     assert loss.ndim == 0 and loss > 0 and all(x.grad is not None for x in s)
     assert m.generate[0][-1].out_channels == 256 and m.generate[0][0].in_channels == (256 if teacher_width else 64)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (4, 4), (16, 8)])
+def test_resize_to_pools_integer_ratios_exactly_as_adaptive_pooling(size):
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.allclose(resize_to(x, size), F.adaptive_avg_pool2d(x, size), atol=1e-6)
+    assert torch.allclose(resize_to(x[..., :12, :12], (5, 5)), F.adaptive_avg_pool2d(x[..., :12, :12], (5, 5)))
+    assert resize_to(x, (32, 32)).shape[-2:] == (32, 32)
 
 
 @pytest.mark.parametrize("fill", ["zero", "resample"])

@@ -111,7 +111,7 @@ def load_settings(preset: str | None = None, **overrides) -> dict:
         raise KDConfigError(f"train_args={cfg['train_args']!r} must be a mapping of Ultralytics train keys")
     from .config import split_overrides
 
-    ul, kd = split_overrides(cfg["train_args"] or {})
+    _, kd = split_overrides(cfg["train_args"] or {})  # validates the Ultralytics keys too
     if kd:
         raise KDConfigError(f"train_args holds KD keys {sorted(kd)}: put them in a KD preset and list it in methods")
     for key in ("data", "teacher", "student"):

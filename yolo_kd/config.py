@@ -3,6 +3,7 @@ not know). `split_overrides` separates KD keys from Ultralytics keys; `KDConfig`
 
 from __future__ import annotations
 
+import functools
 import math
 from difflib import get_close_matches
 from pathlib import Path
@@ -90,7 +91,7 @@ def load_preset(name: str | Path, _depth: int = 0) -> dict:
     """Keys of a preset YAML: KD keys, and Ultralytics train keys (e.g. lr0 in a `yolo-kd tune` result); a preset may
     extend another with `kd: <base preset>`."""
     path = find_preset(name)
-    values = read_yaml_mapping(path, "KD preset")
+    values = dict(_read_preset(str(path), path.stat().st_mtime_ns))
     keys = kd_defaults().keys() | _ultralytics_keys()
     unknown = set(values) - keys
     if unknown:
@@ -100,6 +101,12 @@ def load_preset(name: str | Path, _depth: int = 0) -> dict:
     if base and _depth < 8:
         values = {**load_preset(base, _depth + 1), **values}
     return values
+
+
+@functools.lru_cache(maxsize=32)
+def _read_preset(path: str, mtime_ns: int) -> dict:
+    """A preset file's mapping, read once per file version (start-up reads it for its KD and its Ultralytics keys)."""
+    return read_yaml_mapping(Path(path), "KD preset")
 
 
 def split_overrides(overrides: dict | None) -> tuple[dict, dict]:

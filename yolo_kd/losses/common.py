@@ -33,7 +33,10 @@ def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bring (B, C, H, W) to spatial `size`: average pooling when shrinking, bilinear interpolation when growing."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    if x.shape[-2] >= size[0] and x.shape[-1] >= size[1]:
+    h, w = x.shape[-2:]
+    if h % size[0] == 0 and w % size[1] == 0:  # integer ratio (detection levels): plain pooling, same values, faster
+        return F.avg_pool2d(x, (h // size[0], w // size[1]))
+    if h >= size[0] and w >= size[1]:
         return F.adaptive_avg_pool2d(x, size)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
