@@ -12,10 +12,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ultralytics.nn.modules import Conv, DWConv
 from ultralytics.nn.modules.head import Detect
 from ultralytics.nn.tasks import ClassificationModel, DetectionModel, guess_model_task, load_checkpoint, yaml_model_load
 from ultralytics.utils import LOGGER
 from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+from ultralytics.utils.torch_utils import fuse_conv_and_bn
 
 
 class TeacherError(ValueError):
@@ -155,14 +157,30 @@ def check_levels(teacher: nn.Module, student: str | Path | nn.Module) -> None:
         )
 
 
+def fold_batchnorm(model: nn.Module) -> int:
+    """Fold the BatchNorm of every Conv/DWConv block of a frozen, eval-mode model into its convolution with
+    Ultralytics' `fuse_conv_and_bn` (the same values, fewer ops per forward pass). Ultralytics' own `model.fuse()` is
+    not used: it also drops the one-to-many branch of end-to-end heads, which distillation reads. Returns the number
+    of folded blocks."""
+    n = 0
+    for m in model.modules():
+        if type(m) in (Conv, DWConv) and hasattr(m, "bn"):
+            m.conv = fuse_conv_and_bn(m.conv, m.bn)
+            delattr(m, "bn")
+            m.forward = m.forward_fuse
+            n += 1
+    return n
+
+
 class Teacher:
-    """A frozen teacher in eval mode that returns the raw outputs of its Detect head for a batch of images: the head's
-    input features and its class/box logits, read from the head's own output dict (no hooks). Only the head's own
-    `training` flag is set during the call, so the head skips box decoding and end-to-end post-processing that
-    distillation does not use; every BatchNorm stays in eval mode."""
+    """A frozen teacher in eval mode (BatchNorm folded into its convolutions) that returns the raw outputs of its Detect
+    head for a batch of images: the head's input features and its class/box logits, read from the head's own output
+    dict (no hooks). Only the head's own `training` flag is set during the call, so the head skips box decoding and
+    end-to-end post-processing that distillation does not use; every other module stays in eval mode."""
 
     def __init__(self, model: nn.Module, device: torch.device):
         self.model = model.to(device).eval()
+        fold_batchnorm(self.model)
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.head = detect_head(self.model)
