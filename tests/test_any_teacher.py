@@ -89,3 +89,28 @@ def test_check_prints_the_plan_and_exit_status(capsys, workdir, tiny_data, tiny_
     rc = main(["check", f"teacher={tiny_teacher}", "student=yolov8n.yaml", f"data={renamed}"])
     out = capsys.readouterr().out
     assert rc == 1 and out.strip().splitlines()[-1].startswith("refused: teacher and data share no class")
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_unlabeled_teacher_classes_lower_the_mapped_scores(on):
+    """Teacher classes 0-3; the data labels teacher classes 2 and 0 (in that order). Where the teacher sees class 3
+    (not labelled by the data), the mapped probabilities become q * (1 - r) with `unlabeled_as_background`, and stay
+    q without it; where no unlabeled class fires they are unchanged."""
+    from yolo_kd.config import KDConfig
+    from yolo_kd.distiller import Distiller
+    from yolo_kd.teacher import HeadOutputs
+
+    cfg = KDConfig.from_overrides({"method": "paper", "unlabeled_as_background": on})
+    d = Distiller(cfg, [8, 8, 8], [8, 8, 8], 16, nc=2, class_index=(2, 0), t_nc=4)
+    assert d.unlabeled_index.tolist() == [1, 3]
+    t_scores = torch.tensor([[[2.0, -1.0], [-9.0, -9.0], [1.0, 0.5], [-9.0, 3.0]]])  # (1, 4 teacher classes, 2 anchors)
+    student = HeadOutputs([], torch.zeros(1, 64, 2), torch.zeros(1, 2, 2))
+    mapped = d.map_classes(student, HeadOutputs([], torch.zeros(1, 64, 2), t_scores)).scores.sigmoid()
+    q = t_scores[:, [2, 0]].sigmoid()
+    r = t_scores[:, [1, 3]].sigmoid().amax(1, keepdim=True)
+    expected = q * (1 - r) if on else q
+    assert torch.allclose(mapped, expected, atol=1e-6)
+    assert torch.allclose(mapped[..., 0], q[..., 0], atol=1e-3)  # anchor 0: no unlabeled class fires
+    assert (mapped[..., 1] < 0.1).all() == on  # anchor 1: the teacher sees class 3 there
+    identity = Distiller(cfg, [8, 8, 8], [8, 8, 8], 16, nc=4, class_index=None, t_nc=4)
+    assert identity.unlabeled_index is None

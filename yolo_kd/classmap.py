@@ -9,9 +9,11 @@ only some of them, in another order, or under other names:
 
 The logit terms then read the teacher's scores of the mapped classes only (`index`), so teacher classes that the
 data does not label are left out of NCKD's non-target distribution. Background: on anchors the student's assigner
-calls background, BGKD pulls every mapped student score towards the teacher's score for that class; where the
-teacher confidently sees a class the data does not label, its mapped scores are low there, so the student learns
-that the object is background, as its labels also say.
+calls background, BGKD pulls every mapped student score towards the teacher's score for that class. An object of a
+class the data does not label is background for the student (its labels say so), but a teacher may still give it a
+high score for a similar mapped class (a hexagon scored as a circle). With `unlabeled_as_background=True` (default)
+each mapped probability q becomes q * (1 - r), r the teacher's highest probability among the unlabeled classes, so
+where the teacher recognises such an object every student class is taught background (`Distiller.map_classes`).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ checkpoints store under their own key, never inside the student. Methods and the
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .classmap import ClassMap, resolve_class_map
@@ -31,14 +32,17 @@ class Distiller(nn.Module):
         nc: number of classes (NCKD is not built for nc <= 2).
         class_index: teacher class of each student class (-1: none), when the teacher's classes are not the
             student's in the same order (see `yolo_kd.classmap`); None for identical classes.
+        t_nc: number of teacher classes (its classes outside `class_index` are the ones the data does not label).
     """
 
     def __init__(self, cfg: KDConfig, s_channels: list[int], t_channels: list[int], reg_max: int,
                  same_classes: bool = True, same_reg_max: bool = True, nc: int | None = None,
-                 class_index: tuple | None = None):
+                 class_index: tuple | None = None, t_nc: int | None = None):
         super().__init__()
         self.cfg = cfg
         self.register_buffer("class_index", None if class_index is None else torch.tensor(class_index), persistent=False)
+        unlabeled = None if class_index is None or t_nc is None else sorted(set(range(t_nc)) - set(class_index))
+        self.register_buffer("unlabeled_index", torch.tensor(unlabeled) if unlabeled else None, persistent=False)
         self.pair = pair = Pair(tuple(s_channels), tuple(t_channels), reg_max, nc, same_classes, same_reg_max)
         self.weights, self.skipped = {}, {}
         for cls in REGISTRY.get(cfg.method, []):
@@ -63,9 +67,15 @@ class Distiller(nn.Module):
 
     def map_classes(self, student: HeadOutputs, teacher: HeadOutputs) -> HeadOutputs:
         """Teacher scores (B, nc_teacher, A) -> (B, nc_student, A) in the student's class order. A student class with
-        no teacher class takes the student's own detached logits, so every logit term is 0 for it."""
+        no teacher class takes the student's own detached logits, so every logit term is 0 for it. With
+        `unlabeled_as_background`, each mapped probability q is lowered to q * (1 - r), r the teacher's highest
+        probability among the classes the data does not label: where the teacher sees such an object, every
+        student class is taught background there."""
         idx = self.class_index
         scores = teacher.scores.index_select(1, idx.clamp(min=0))
+        if self.unlabeled_index is not None and self.cfg.unlabeled_as_background:
+            other = teacher.scores.index_select(1, self.unlabeled_index).amax(1, keepdim=True)  # (B, 1, A)
+            scores = suppressed_logits(scores, other)
         scores = torch.where((idx >= 0)[None, :, None], scores, student.scores.detach().to(scores.dtype))
         return HeadOutputs(teacher.feats, teacher.boxes, scores)
 
@@ -99,6 +109,13 @@ class Distiller(nn.Module):
         return {k: self.clip(raw[k]) * self.weights[k] * scale for k in self.terms}
 
 
+def suppressed_logits(z: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """logit(sigmoid(z) * (1 - sigmoid(other))), computed in log space (stable for any logits). Shapes broadcast."""
+    log_q = (F.logsigmoid(z.float()) + F.logsigmoid(-other.float())).clamp(max=-1e-10)  # log of the lowered q
+    log_not_q = torch.where(log_q > -0.6931, torch.log(-torch.expm1(log_q)), torch.log1p(-torch.exp(log_q)))
+    return (log_q - log_not_q).to(z.dtype)
+
+
 def build_distiller(cfg: KDConfig, student: nn.Module, teacher: nn.Module, data_names, channels: int = 3
                     ) -> tuple[Distiller, ClassMap | None]:
     """The Distiller for a student/teacher pair on data with `data_names` classes and `channels` image channels:
@@ -108,5 +125,6 @@ def build_distiller(cfg: KDConfig, student: nn.Module, teacher: nn.Module, data_
     s_head, t_head = detect_head(student), detect_head(teacher)
     distiller = Distiller(cfg, head_channels(student, channels), head_channels(teacher, channels), s_head.reg_max,
                           same_classes=cmap is not None, same_reg_max=t_head.reg_max == s_head.reg_max, nc=s_head.nc,
-                          class_index=None if cmap is None or cmap.identity else cmap.index)
+                          class_index=None if cmap is None or cmap.identity else cmap.index,
+                          t_nc=t_head.nc)
     return distiller, cmap
