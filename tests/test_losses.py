@@ -71,6 +71,36 @@ def test_resize_to_pools_integer_ratios_exactly_as_adaptive_pooling(size):
     assert resize_to(x, (32, 32)).shape[-2:] == (32, 32)
 
 
+def test_separable_generator_has_the_same_shapes_and_far_fewer_weights():
+    s, t = feats(WIDTHS["v8n"], grad=True), feats(WIDTHS["v8l"])
+    full = FeatureResampling(WIDTHS["v8n"], WIDTHS["v8l"])
+    separable = FeatureResampling(WIDTHS["v8n"], WIDTHS["v8l"], separable=True)
+    loss = separable(s, t)
+    loss.backward()
+    assert loss.ndim == 0 and loss > 0 and all(x.grad is not None for x in s)
+    depthwise = separable.generate[0][0][0]
+    assert depthwise.groups == depthwise.in_channels == 64 and depthwise.kernel_size == (3, 3)
+    assert separable.generate[0][-1].out_channels == 256
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n(separable) < 0.4 * n(full)
+
+
+@pytest.mark.parametrize("choice, groups", [("separable", 16), ("full", 1)])
+def test_fr_generator_key_selects_the_generator(choice, groups):
+    from yolo_kd.losses import Pair
+
+    pair = Pair((16, 32, 64), (32, 64, 128), 16, 3, True, True)
+    first = FeatureResampling.build(KDConfig.from_overrides({"method": "paper", "fr_generator": choice}), pair).generate[0][0]
+    assert (first[0] if isinstance(first, nn.Sequential) else first).groups == groups
+
+
+def test_fr_generator_rejects_unknown_choices():
+    from yolo_kd.config import KDConfigError
+
+    with pytest.raises(KDConfigError, match="fr_generator"):
+        KDConfig.from_overrides({"method": "paper", "fr_generator": "tiny"})
+
+
 @pytest.mark.parametrize("fill", ["zero", "resample"])
 def test_random_mask_drops_the_requested_fraction(fill):
     x = torch.arange(1, 1 + 4 * 64 * 64, dtype=torch.float).view(1, 4, 64, 64)
