@@ -11,8 +11,8 @@ evidence rather than copy them position by position.
 
 The paper's variant generates at the student's width (conv3x3 Cs->Cs, ReLU, conv1x1 Cs->Ct), so its cost scales
 with the small student, not the teacher; `fr_generator=separable` factorises that conv3x3 into a depthwise conv3x3
-and a conv1x1, for a fraction of the multiply-adds. `teacher_width=True` is MGD as published (1x1 align Cs->Ct, mask, then
-conv3x3-ReLU-conv3x3 at Ct), used by the `mgd` peer.
+and a conv1x1, for a fraction of the multiply-adds. `teacher_width=True` is MGD as published (1x1 align Cs->Ct,
+mask, then conv3x3-ReLU-conv3x3 at Ct), used by the `mgd` peer.
 """
 
 from __future__ import annotations
