@@ -157,19 +157,15 @@ def check_levels(teacher: nn.Module, student: str | Path | nn.Module) -> None:
         )
 
 
-def fold_batchnorm(model: nn.Module) -> int:
+def fold_batchnorm(model: nn.Module) -> None:
     """Fold the BatchNorm of every Conv/DWConv block of a frozen, eval-mode model into its convolution with
     Ultralytics' `fuse_conv_and_bn` (the same values, fewer ops per forward pass). Ultralytics' own `model.fuse()` is
-    not used: it also drops the one-to-many branch of end-to-end heads, which distillation reads. Returns the number
-    of folded blocks."""
-    n = 0
+    not used: it also drops the one-to-many branch of end-to-end heads, which distillation reads."""
     for m in model.modules():
         if type(m) in (Conv, DWConv) and hasattr(m, "bn"):
             m.conv = fuse_conv_and_bn(m.conv, m.bn)
             delattr(m, "bn")
             m.forward = m.forward_fuse
-            n += 1
-    return n
 
 
 class Teacher:
