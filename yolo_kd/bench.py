@@ -9,6 +9,7 @@ writes `bench.json` in its run directory; a finished run is never repeated, so a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -36,6 +37,9 @@ BENCH = dict(
     device="cpu",
     dis=6.0,  # Ultralytics built-in distillation weight
     train_args={},  # other Ultralytics train keys for the teacher and every student, e.g. {nbs: 16}
+    teacher_args={},  # Ultralytics train keys for the teacher only, over train_args, e.g. {batch: 8, nbs: 8}
+    student_pretrain=None,  # fine-tuning regime: {dataset: {...}, epochs: N} trains the student once (seed 0, plain
+    # Ultralytics) on that other generated dataset and starts every run from it: the offline stand-in for yolov8n.pt
     project="runs/bench",
 )
 
@@ -105,15 +109,22 @@ def load_settings(preset: str | None = None, **overrides) -> dict:
         raise KDConfigError(f"'batch={cfg['batch']}' must be a number")
     if not isinstance(cfg["dis"], (int, float)) or not math.isfinite(cfg["dis"]) or cfg["dis"] < 0:
         raise KDConfigError(f"'dis={cfg['dis']}' must be a finite, non-negative number")
-    if isinstance(cfg["train_args"], str):  # from the CLI: train_args="{nbs: 16}"
-        cfg["train_args"] = yaml.safe_load(cfg["train_args"])
-    if not isinstance(cfg["train_args"] or {}, dict):
-        raise KDConfigError(f"train_args={cfg['train_args']!r} must be a mapping of Ultralytics train keys")
     from .config import split_overrides
 
-    _, kd = split_overrides(cfg["train_args"] or {})  # validates the Ultralytics keys too
-    if kd:
-        raise KDConfigError(f"train_args holds KD keys {sorted(kd)}: put them in a KD preset and list it in methods")
+    for key in ("train_args", "teacher_args"):
+        if isinstance(cfg[key], str):  # from the CLI: train_args="{nbs: 16}"
+            cfg[key] = yaml.safe_load(cfg[key])
+        if not isinstance(cfg[key] or {}, dict):
+            raise KDConfigError(f"{key}={cfg[key]!r} must be a mapping of Ultralytics train keys")
+        _, kd = split_overrides(cfg[key] or {})  # validates the Ultralytics keys too
+        if kd:
+            raise KDConfigError(f"{key} holds KD keys {sorted(kd)}: put them in a KD preset and list it in methods")
+    pre = cfg["student_pretrain"]
+    if isinstance(pre, str):
+        pre = cfg["student_pretrain"] = yaml.safe_load(pre)
+    if pre is not None and not (isinstance(pre, dict) and isinstance(pre.get("dataset"), dict)
+                                and isinstance(pre.get("epochs"), int) and pre["epochs"] > 0):
+        raise KDConfigError(f"student_pretrain={pre!r} must be {{dataset: {{<generator keys>}}, epochs: <int>}}")
     for key in ("data", "teacher", "student"):
         v = cfg[key]
         if v and str(v).endswith((".pt", ".yaml", ".yml")) and not Path(str(v)).exists() and not Path(str(v)).name.startswith("yolo"):
@@ -226,6 +237,10 @@ def write_report(out: Path, rows: list[dict], results: list[dict], cfg: dict, ru
         *([f"The teacher trained on `{repo_relative(cfg['teacher_data'])}` (all its classes); the students' data "
            f"labels only {_as_list(cfg['relabel'])}, in that order (other objects stay in the images, unlabeled).", ""]
           if cfg.get("teacher_data") else []),
+        *([f"Every student starts from `{repo_relative(cfg['student_weights'])}`: `{cfg['student']}` trained "
+           f"{cfg['student_pretrain']['epochs']} epochs on other generated data "
+           f"({_describe(cfg['student_pretrain']['dataset'])}), the offline stand-in for a pretrained checkpoint.", ""]
+          if cfg.get("student_pretrain") else []),
         "Gain = paired difference to `none` on the same seed (mAP50-95 points), mean ± std over seeds. "
         "Step ratio = KD step / (student step + teacher forward), same process. Peak memory: "
         f"{results[0]['peak_mem_kind']}.",
@@ -243,6 +258,10 @@ def write_report(out: Path, rows: list[dict], results: list[dict], cfg: dict, ru
         )
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot(out / "results.png", rows, run_dirs)
+
+
+def _describe(dataset: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in dataset.items() if k != "root")
 
 
 def plot(file: Path, rows: list[dict], run_dirs: dict) -> None:
@@ -280,6 +299,13 @@ class BenchError(RuntimeError):
     user_facing = True
 
 
+def train_once(model: str, root: Path, epochs: int, **kw) -> Path:
+    """Train `model` with plain Ultralytics (seed 0) once per distinct setting and return its best.pt. Presets that
+    share the data and settings share the run, in root/<model>-<hash of the settings>."""
+    key = hashlib.sha1(json.dumps({"model": model, "epochs": epochs, **kw}, sort_keys=True, default=str).encode())
+    return train_teacher(model, root / f"{Path(model).stem}-{key.hexdigest()[:8]}", epochs=epochs, seed=0, **kw)
+
+
 def run_worker(spec: dict) -> None:
     """Train one (method, seed) in a subprocess, streaming its output; on failure raise BenchError naming the method,
     the seed and the worker's own last error line."""
@@ -312,12 +338,22 @@ def run_bench(preset: str | None = None, **overrides) -> Path:
                   **(cfg["train_args"] or {}))
     teacher = cfg["teacher"]
     if str(teacher).endswith((".yaml", ".yml")):
-        teacher = str(train_teacher(teacher, out / "teacher", epochs=cfg["teacher_epochs"], seed=0, **common))
+        if is_finished(out / "teacher", cfg["teacher_epochs"]):  # a bench started before teachers were shared
+            teacher = str(out / "teacher" / "weights" / "best.pt")
+        else:
+            teacher = str(train_once(teacher, out.parent / "teachers", cfg["teacher_epochs"],
+                                     **{**common, **(cfg["teacher_args"] or {})}))
+    student = cfg["student"]
+    if cfg["student_pretrain"]:
+        pre = cfg["student_pretrain"]
+        student = str(train_once(student, out.parent / "pretrained", pre["epochs"],
+                                 **{**common, "data": str(ensure(**pre["dataset"]))}))
     if cfg["relabel"]:  # the teacher knows every class; the students' data labels a reordered subset
         from .datasets.shapes import relabel
 
         cfg["teacher_data"] = cfg["data"]
         cfg["data"] = common["data"] = str(relabel(cfg["data"], out / "data", _as_list(cfg["relabel"])))
+    cfg["student_weights"] = student
     settings = {k: repo_relative(v) for k, v in {**cfg, "teacher_weights": teacher}.items()}
     (out / "settings.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     results, run_dirs = [], {}
@@ -327,7 +363,7 @@ def run_bench(preset: str | None = None, **overrides) -> Path:
             run_dirs[(method, seed)] = run_dir
             marker = run_dir / "bench.json"
             if not (marker.exists() and is_finished(run_dir, cfg["epochs"])):
-                train = dict(model=cfg["student"], epochs=cfg["epochs"], seed=seed, **common)
+                train = dict(model=student, epochs=cfg["epochs"], seed=seed, **common)
                 if method == "ultralytics":
                     train["dis"] = cfg["dis"]
                 spec = {"method": method, "run_dir": str(run_dir), "teacher": teacher, "train": train}
