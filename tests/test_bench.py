@@ -55,3 +55,53 @@ def test_bench_settings_refuse_bad_keys():
         load_settings("cfg/bench_micro.yaml", train_args={"nbz": 16})
     classmap = load_settings("cfg/bench_classmap.yaml")
     assert classmap["relabel"] == ["star", "circle", "cross"] and classmap["dataset"]["classes"] == 8
+    ft = load_settings("cfg/bench_cpu_ft.yaml")  # extends cfg/bench_cpu.yaml, adds the pretrained student
+    assert ft["student_pretrain"]["epochs"] > 0 and ft["teacher_args"] == {"batch": 8, "nbs": 8}
+    assert ft["dataset"] == load_settings("cfg/bench_cpu.yaml")["dataset"]
+    with pytest.raises(KDConfigError, match="student_pretrain"):
+        load_settings("cfg/bench_micro.yaml", student_pretrain="{epochs: 2}")
+    with pytest.raises(KDConfigError, match="teacher_args holds KD keys"):
+        load_settings("cfg/bench_micro.yaml", teacher_args={"sam": 1.0})
+
+
+def test_shared_runs_are_keyed_by_their_settings(tmp_path, monkeypatch):
+    """Presets with the same teacher settings share one teacher run; any other setting trains another."""
+    from yolo_kd import bench
+
+    calls = []
+    monkeypatch.setattr(bench, "train_teacher", lambda model, run_dir, **kw: calls.append(run_dir) or run_dir)
+    a = bench.train_once("yolov8s.yaml", tmp_path, 25, data="d.yaml", batch=8)
+    b = bench.train_once("yolov8s.yaml", tmp_path, 25, batch=8, data="d.yaml")
+    c = bench.train_once("yolov8s.yaml", tmp_path, 25, data="d.yaml", batch=16)
+    assert a == b != c and a.parent == tmp_path and a.name.startswith("yolov8s-")
+
+
+@pytest.mark.slow
+def test_bench_finetune_regime_starts_every_student_from_the_pretrained_one(workdir):
+    import yaml
+
+    out = workdir / "bench-ft"
+    cmd = [sys.executable, "-m", "yolo_kd.cli", "bench", "preset=cfg/bench_micro.yaml", f"project={out}",
+           "methods=none,paper", "name=micro-ft",
+           f"dataset={{root: {workdir / 'bench-data'}, train: 16, val: 8, imgsz: 64, seed: 0}}",
+           f"student_pretrain={{dataset: {{root: {workdir / 'pre-data'}, train: 16, val: 8, imgsz: 64, seed: 5, "
+           "classes: 8}, epochs: 1}"]
+    subprocess.run(cmd, check=True)
+    settings = yaml.safe_load((out / "micro-ft" / "settings.yaml").read_text())
+    pretrained = settings["student_weights"]
+    assert "pretrained" in pretrained and pretrained.endswith("best.pt")
+    for method in ("none", "paper"):
+        args = yaml.safe_load((out / "micro-ft" / f"{method}-s0" / "args.yaml").read_text())
+        assert str(args["model"]).endswith(pretrained)  # the settings hold it repo-relative when it can be
+    assert "Every student starts from" in (out / "micro-ft" / "results.md").read_text()
+    assert len(list((out / "teachers").iterdir())) == 1
+
+
+def test_per_seed_table_pairs_each_gain_with_its_own_seed():
+    from yolo_kd.bench import per_seed_table
+
+    results = [{"method": "none", "seed": 0, "mAP50-95": 0.20}, {"method": "none", "seed": 1, "mAP50-95": 0.30},
+               {"method": "paper", "seed": 0, "mAP50-95": 0.25}, {"method": "paper", "seed": 1, "mAP50-95": 0.29}]
+    lines = per_seed_table(results, ["none", "paper"])
+    assert lines[-2] == "| none | 0.200 | 0.300 |"
+    assert lines[-1] == "| paper | 0.250 (+5.0) | 0.290 (-1.0) |"

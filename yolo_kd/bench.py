@@ -256,16 +256,34 @@ def write_report(out: Path, rows: list[dict], results: list[dict], cfg: dict, ru
             f"{r['mAP50-95_std']:.3f} | {gain} | {r['params']:,} | {r['s_per_epoch']:.1f} | {ratio} | "
             f"{r['peak_mem_mib']:.0f} |"
         )
+    lines += ["", *per_seed_table(results, [r["method"] for r in rows])]
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    plot(out / "results.png", rows, run_dirs)
+    plot(out / "results.png", rows, results, run_dirs)
+
+
+def per_seed_table(results: list[dict], methods: list[str]) -> list[str]:
+    """Markdown lines: mAP50-95 of every (method, seed), and each method's paired gain over `none` per seed."""
+    seeds = sorted({r["seed"] for r in results})
+    score = {(r["method"], r["seed"]): r["mAP50-95"] for r in results}
+    lines = ["mAP50-95 per seed (gain over `none` on the same seed, points):", "",
+             "| method | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
+    for m in methods:
+        cells = []
+        for s in seeds:
+            v, base = score.get((m, s)), score.get(("none", s))
+            gain = f" ({100 * (v - base):+.1f})" if m != "none" and v is not None and base is not None else ""
+            cells.append("" if v is None else f"{v:.3f}{gain}")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _describe(dataset: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in dataset.items() if k != "root")
 
 
-def plot(file: Path, rows: list[dict], run_dirs: dict) -> None:
-    """Bar chart of mAP50-95 (mean ± std) per method, and validation mAP50-95 per epoch for every run."""
+def plot(file: Path, rows: list[dict], results: list[dict], run_dirs: dict) -> None:
+    """Bar chart of mAP50-95 (mean ± std) per method, and validation mAP50-95 per epoch for every run (or, when runs
+    validated only at the end, each seed's final mAP50-95 across methods)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -278,15 +296,22 @@ def plot(file: Path, rows: list[dict], run_dirs: dict) -> None:
     a.set_ylabel("mAP50-95 (mean ± std over seeds)")
     a.set_title("final mAP50-95")
     a.tick_params(axis="x", rotation=30)
-    colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(names)}
-    for (m, seed), d in run_dirs.items():
-        rs = read_results(d)
-        if rs:
+    curves = {k: rs for k, d in run_dirs.items() if len(rs := [r for r in read_results(d) if r[MAP] > 0]) > 1}
+    if curves:  # validated every epoch: the learning curves
+        colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(names)}
+        for (m, seed), rs in curves.items():
             b.plot([r["epoch"] for r in rs], [r[MAP] for r in rs], color=colors.get(m, "k"), alpha=0.8,
-                   label=m if seed == min(s for mm, s in run_dirs if mm == m) else None)
-    b.set_xlabel("epoch")
-    b.set_ylabel("val mAP50-95")
-    b.set_title("validation mAP50-95 per epoch (every seed)")
+                   label=m if seed == min(s for mm, s in curves if mm == m) else None)
+        b.set_xlabel("epoch")
+        b.set_ylabel("val mAP50-95")
+        b.set_title("validation mAP50-95 per epoch (every seed)")
+    else:  # validated at the end only: each seed's score across methods (the pairing behind the gains)
+        score = {(r["method"], r["seed"]): r["mAP50-95"] for r in results}
+        for seed in sorted({s for _, s in score}):
+            b.plot(names, [score.get((m, seed), float("nan")) for m in names], marker="o", label=f"seed {seed}")
+        b.set_ylabel("final mAP50-95")
+        b.set_title("each seed across methods")
+        b.tick_params(axis="x", rotation=30)
     b.legend()
     fig.tight_layout()
     fig.savefig(file, dpi=110)
@@ -302,7 +327,8 @@ class BenchError(RuntimeError):
 def train_once(model: str, root: Path, epochs: int, **kw) -> Path:
     """Train `model` with plain Ultralytics (seed 0) once per distinct setting and return its best.pt. Presets that
     share the data and settings share the run, in root/<model>-<hash of the settings>."""
-    key = hashlib.sha1(json.dumps({"model": model, "epochs": epochs, **kw}, sort_keys=True, default=str).encode())
+    settings = {k: repo_relative(v) for k, v in {"model": model, "epochs": epochs, **kw}.items()}  # a moved checkout
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode())  # keeps its runs
     return train_teacher(model, root / f"{Path(model).stem}-{key.hexdigest()[:8]}", epochs=epochs, seed=0, **kw)
 
 
