@@ -278,6 +278,7 @@ def per_seed_table(results: list[dict], methods: list[str]) -> list[str]:
 
 
 def _describe(dataset: dict) -> str:
+    """Generator settings as 'train 600, imgsz 64, ...' (the root folder left out)."""
     return ", ".join(f"{k} {v}" for k, v in dataset.items() if k != "root")
 
 
