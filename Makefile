@@ -39,8 +39,9 @@ test-oldest:
 	.venv-oldest/bin/pip install -q -e ".[export,test]" "ultralytics==$(OLDEST)"
 	.venv-oldest/bin/python -m pytest -q tests/test_contracts.py tests/test_losses.py tests/test_trainer.py
 
-bench: install
+bench: install  # from scratch, then fine-tuning (the second reuses the first's teacher)
 	$(BIN)/yolo-kd bench preset=cfg/bench_cpu.yaml
+	$(BIN)/yolo-kd bench preset=cfg/bench_cpu_ft.yaml
 
 clean:
 	rm -rf $(VENV) .venv-oldest .yolo_config runs build *.egg-info
