@@ -131,7 +131,8 @@ def load_settings(preset: str | None = None, **overrides) -> dict:
             raise KDConfigError(f"{key}={v} not found")
     seeds = cfg["seeds"]
     if isinstance(seeds, int) and seeds < 1:
-        raise KDConfigError(f"seeds={seeds}: give a count (seeds=3 runs seeds 0, 1, 2) or a list such as seeds=0,2 (one seed: seeds=[0])")
+        raise KDConfigError(f"seeds={seeds}: give a count (seeds=3 runs seeds 0, 1, 2) or a list such as seeds=0,2 "
+                            "(one seed: seeds=[0])")
     cfg["seeds"] = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in _as_list(seeds)]
     return cfg
 
