@@ -105,3 +105,36 @@ def test_per_seed_table_pairs_each_gain_with_its_own_seed():
     lines = per_seed_table(results, ["none", "paper"])
     assert lines[-2] == "| none | 0.200 | 0.300 |"
     assert lines[-1] == "| paper | 0.250 (+5.0) | 0.290 (-1.0) |"
+
+
+@pytest.mark.parametrize("validated_every_epoch", [True, False])
+def test_plot_draws_curves_or_paired_seeds(tmp_path, monkeypatch, validated_every_epoch):
+    """Runs validated every epoch get learning curves; runs validated at the end only get each seed across methods."""
+    import matplotlib.axes
+
+    from yolo_kd import bench
+    from yolo_kd.runs import MAP
+
+    run_dirs, results = {}, []
+    for m, base in (("none", 0.2), ("paper", 0.3)):
+        for seed in (0, 1):
+            d = tmp_path / f"{m}-s{seed}"
+            d.mkdir()
+            scores = [base / 2, base] if validated_every_epoch else [0.0, base]
+            (d / "results.csv").write_text("epoch,time," + MAP + "\n" + "".join(
+                f"{e + 1},{e + 1.0},{v}\n" for e, v in enumerate(scores)))
+            run_dirs[(m, seed)] = d
+            results.append({"method": m, "seed": seed, "mAP50": 2 * base, "mAP50-95": base + seed / 100, "params": 1,
+                            "s_per_epoch": 1.0, "peak_mem_mib": 1.0})
+    rows = bench.summarize(results, ["none", "paper"])
+    lines = []
+    real_plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, x, y, **kw: lines.append((list(x), list(y), kw))
+                        or real_plot(ax, x, y, **kw))
+    bench.plot(tmp_path / "r.png", rows, results, run_dirs)
+    assert (tmp_path / "r.png").stat().st_size > 0
+    if validated_every_epoch:  # one curve per run, over epochs
+        assert len(lines) == 4 and lines[0][0] == [1.0, 2.0]
+    else:  # one line per seed, over methods
+        assert [x for x, _, _ in lines] == [["none", "paper"]] * 2
+        assert [y for _, y, _ in lines] == [pytest.approx([0.2, 0.3]), pytest.approx([0.21, 0.31])]
