@@ -138,3 +138,30 @@ def test_plot_draws_curves_or_paired_seeds(tmp_path, monkeypatch, validated_ever
     else:  # one line per seed, over methods
         assert [x for x, _, _ in lines] == [["none", "paper"]] * 2
         assert [y for _, y, _ in lines] == [pytest.approx([0.2, 0.3]), pytest.approx([0.21, 0.31])]
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_bench_jobs_run_every_spec_and_stop_after_a_failure(monkeypatch, jobs):
+    import threading
+    import time
+
+    from yolo_kd import bench
+
+    started, lock = [], threading.Lock()
+
+    def worker(spec):
+        with lock:
+            started.append(spec["method"])
+        if spec["method"] == "bad":
+            raise bench.BenchError("bench: bad seed 0 failed")
+        time.sleep(0.2 if spec["method"] == "x" else 0)  # runs in flight when the failure is seen
+
+    monkeypatch.setattr(bench, "run_worker", worker)
+    specs = [{"method": m, "run_dir": m, "train": {"seed": 0}} for m in ("a", "b", "c", "d")]
+    bench.run_all(specs, jobs)
+    assert sorted(started) == ["a", "b", "c", "d"]
+    started.clear()
+    failing = [{"method": m, "run_dir": m, "train": {"seed": 0}} for m in ["bad"] + ["x"] * 8]
+    with pytest.raises(bench.BenchError, match="bad seed 0"):
+        bench.run_all(failing, jobs)
+    assert started[0] == "bad" and len(started) <= jobs + 1 < 9  # queued runs are cancelled once one failed

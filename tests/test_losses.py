@@ -179,7 +179,7 @@ def test_tckd_matches_binary_kl_of_target_sigmoid():
 
 
 # ---------------------------------------------------------------- FAM
-@pytest.mark.parametrize("levels", ["all", "adjacent"])
+@pytest.mark.parametrize("levels", ["all", "adjacent", "same"])
 def test_fam_attention_sums_to_one_and_aligns_across_levels(levels):
     s, t = feats(WIDTHS["v8n"]), feats(WIDTHS["v8l"])
     m = FeatureAlignmentModule(WIDTHS["v8n"], WIDTHS["v8l"], levels)
@@ -187,6 +187,7 @@ def test_fam_attention_sums_to_one_and_aligns_across_levels(levels):
         assert alpha.shape == (2, len(m.matches[i]))
         assert torch.allclose(alpha.sum(1), torch.ones(2))
     assert match_sets(3, 3, "adjacent") == [[0, 1], [0, 1, 2], [1, 2]]
+    assert match_sets(3, 3, "same") == [[0], [1], [2]]
     loss = m(s, t)
     assert loss.ndim == 0 and torch.isfinite(loss) and loss > 0
 
@@ -246,6 +247,34 @@ def test_distiller_shapes_and_gradients(teacher, method):
     assert any(f.grad is not None and f.grad.abs().sum() > 0 for f in s.feats + [s.scores])
     assert all(x.grad is None for x in t.feats + [t.scores, t.boxes])  # never the teacher
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in d.parameters()) or method == "kd"
+
+
+def test_teacher_foreground_is_the_highest_class_probability_per_level():
+    from yolo_kd.losses.spatial_attention import teacher_foreground
+
+    scores = torch.randn(2, 6, sum(h * w for h, w in SHAPES))
+    maps = teacher_foreground(scores, SHAPES)
+    assert [tuple(m.shape) for m in maps] == [(2, 1, h, w) for h, w in SHAPES]
+    h, w = SHAPES[0]  # level 1 starts after level 0's anchors, row-major like Ultralytics' anchors
+    assert torch.allclose(maps[1][1, 0, 2, 3], scores[1, :, h * w + 2 * SHAPES[1][1] + 3].sigmoid().max())
+
+
+@pytest.mark.parametrize("key,value", [("feat_norm", "none"), ("sam_fg", "teacher")])
+def test_feature_target_and_foreground_choices_change_the_loss(key, value):
+    s, t = _head(WIDTHS["v8n"], False), _head(WIDTHS["v8s"], False)
+    t.feats = [3 * f + 1 for f in t.feats]  # a scale and offset that standardisation would remove
+    a = s.scores.shape[-1]
+    batch = {"bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.4]]), "batch_idx": torch.tensor([0.0])}
+    fg, labels = torch.zeros(2, a, dtype=torch.bool), torch.zeros(2, a, dtype=torch.long)
+    out = {}
+    for v in (getattr(KDConfig.from_overrides({"method": "paper"}), key), value):
+        cfg = KDConfig.from_overrides({"method": "paper", "kd_warmup": 0, "fr_mask": 0.0, key: v})
+        torch.manual_seed(0)
+        d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+        out[v] = d(s, t, fg, labels, batch)["fr_loss"].item()
+    assert len(set(out.values())) == 2, out
+    if key == "feat_norm":  # raw targets are about 3x larger, with a mean of 1: the loss grows
+        assert out["none"] > out["channel"]
 
 
 def test_paper_terms_and_clip():

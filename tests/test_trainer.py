@@ -108,6 +108,25 @@ def test_teacher_frozen_and_adapters_trained(workdir, tiny_data, tiny_teacher):
     assert set(items) >= {"box_loss", "cls_loss", "dfl_loss", "fr_loss", "tckd_loss"}
 
 
+def test_amp_overflow_reaches_the_grad_scaler(workdir, tiny_data, tiny_teacher):
+    """Under AMP an overflowing gradient must make the GradScaler skip the step and lower its scale; the KD trainer's
+    non-finite guard must not hide it (it did: every overflowing weight stayed frozen, and students learned nothing
+    on CUDA). A CPU GradScaler stands in for the CUDA one."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    t, batch = _setup(workdir, tiny_data, tiny_teacher, "amp", kd_warmup=0)
+    t.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    student = unwrap_model(t.model)
+    loss, _ = t.model(batch)
+    t.scaler.scale(loss.sum()).backward()
+    before = {k: v.clone() for k, v in student.state_dict().items() if v.is_floating_point()}  # BN stats moved
+    next(p for p in student.parameters() if p.grad is not None).grad.view(-1)[0] = float("inf")  # an fp16 overflow
+    t.optimizer_step()
+    assert t.scaler.get_scale() == 2.0**15  # the scaler saw the overflow
+    after = student.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # and skipped the step
+
+
 def test_kd_with_zero_weights_equals_plain_yolo_loss(workdir, tiny_data, tiny_teacher):
     from ultralytics.utils.torch_utils import unwrap_model
 

@@ -41,6 +41,8 @@ BENCH = dict(
     student_pretrain=None,  # fine-tuning regime: {dataset: {...}, epochs: N} trains the student once (seed 0, plain
     # Ultralytics) on that other generated dataset and starts every run from it: the offline stand-in for yolov8n.pt
     project="runs/bench",
+    jobs=1,  # runs trained at once (each its own process); >1 suits a GPU sweep, and its timings are then shared-load
+    timing=True,  # measure the step ratio after each KD run (a few seconds per run)
 )
 
 
@@ -103,7 +105,7 @@ def load_settings(preset: str | None = None, **overrides) -> dict:
         cfg["dataset"] = {**BENCH["dataset"], **yaml.safe_load(cfg["dataset"])}
     cfg["methods"] = _as_list(cfg["methods"])
     check_methods(cfg["methods"])
-    for key in ("epochs", "teacher_epochs", "imgsz"):
+    for key in ("epochs", "teacher_epochs", "imgsz", "jobs"):
         _positive_int(cfg, key)
     if not isinstance(cfg["batch"], (int, float)) or isinstance(cfg["batch"], bool):
         raise KDConfigError(f"'batch={cfg['batch']}' must be a number")
@@ -167,7 +169,7 @@ def run_one(spec: dict) -> dict:
 
     run_dir = Path(spec["run_dir"])
     t = train_student(spec["method"], run_dir, spec["teacher"], **spec["train"])
-    timing = step_overhead(t) if spec["method"] != "none" else {}
+    timing = step_overhead(t) if spec["method"] != "none" and spec.get("timing", True) else {}
     if t.device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(t.device) / 2**20
     else:
@@ -353,6 +355,29 @@ def run_worker(spec: dict) -> None:
                          f"{last.removeprefix('yolo-kd: error: ')} (run folder {spec['run_dir']})")
 
 
+def run_all(specs: list[dict], jobs: int = 1) -> None:
+    """Train every spec, `jobs` at a time, in order; after a failure no new run starts, and the first failure is
+    raised once the running ones end."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def start(spec):
+        print(f"bench: training {spec['method']} seed {spec['train']['seed']} -> {spec['run_dir']}", flush=True)
+        run_worker(spec)
+
+    if jobs <= 1:
+        for spec in specs:
+            start(spec)
+        return
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(start, spec) for spec in specs]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
 def run_bench(preset: str | None = None, **overrides) -> Path:
     """Run (or resume) the bench and write the report; return the output directory."""
     from .datasets.shapes import ensure
@@ -384,20 +409,19 @@ def run_bench(preset: str | None = None, **overrides) -> Path:
     cfg["student_weights"] = student
     settings = {k: repo_relative(v) for k, v in {**cfg, "teacher_weights": teacher}.items()}
     (out / "settings.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
-    results, run_dirs = [], {}
+    run_dirs, todo = {}, []
     for seed in cfg["seeds"]:
         for method in cfg["methods"]:
             run_dir = out / f"{Path(method).stem}-s{seed}"  # a preset path runs under its file name
             run_dirs[(method, seed)] = run_dir
-            marker = run_dir / "bench.json"
-            if not (marker.exists() and is_finished(run_dir, cfg["epochs"])):
+            if not ((run_dir / "bench.json").exists() and is_finished(run_dir, cfg["epochs"])):
                 train = dict(model=student, epochs=cfg["epochs"], seed=seed, **common)
                 if method == "ultralytics":
                     train["dis"] = cfg["dis"]
-                spec = {"method": method, "run_dir": str(run_dir), "teacher": teacher, "train": train}
-                print(f"bench: training {method} seed {seed} -> {run_dir}", flush=True)
-                run_worker(spec)
-            results.append(json.loads(marker.read_text()))
+                todo.append({"method": method, "run_dir": str(run_dir), "teacher": teacher, "train": train,
+                             "timing": cfg["timing"]})
+    run_all(todo, cfg["jobs"])
+    results = [json.loads((d / "bench.json").read_text()) for d in run_dirs.values()]
     rows = summarize(results, cfg["methods"])
     write_report(out, rows, results, cfg, run_dirs)
     print((out / "results.md").read_text())

@@ -243,8 +243,10 @@ class KDTrainer(DetectionTrainer):
 
     def optimizer_step(self):
         """Zero non-finite gradient entries (left by a KD term that was non-finite; done on the device, no host
-        sync), average Distiller gradients across DDP ranks (the student's are averaged by DDP), then step."""
-        if self.distiller is not None:
+        sync), average Distiller gradients across DDP ranks (the student's are averaged by DDP), then step.
+        Under AMP the gradients are left as they are: the GradScaler must see an overflow to skip that step and lower
+        its scale (zeroing them would freeze every overflowing weight, batch after batch, at the initial 2^16 scale)."""
+        if self.distiller is not None and not self.scaler.is_enabled():
             for p in (*unwrap_model(self.model).parameters(), *self.distiller.parameters()):
                 if p.grad is not None:
                     p.grad.nan_to_num_(0.0, 0.0, 0.0)

@@ -24,9 +24,12 @@ from .registry import KDLoss, register
 
 
 def match_sets(n_student: int, n_teacher: int, levels: str = "adjacent") -> list[list[int]]:
-    """Teacher levels each student level learns from: all of them, or the same level and its neighbours."""
+    """Teacher levels each student level learns from: all of them, the same level and its neighbours, or the same
+    level only (`same`: one-to-one, the control for one-to-many)."""
     if levels == "all":
         return [list(range(n_teacher)) for _ in range(n_student)]
+    if levels == "same":
+        return [[i] for i in range(min(n_student, n_teacher))]
     return [[j for j in (i - 1, i, i + 1) if 0 <= j < n_teacher] for i in range(n_student)]
 
 
@@ -35,7 +38,7 @@ class FeatureAlignmentModule(KDLoss):
     """Channel + resolution aligners for every (student level, teacher level) pair and attention over teacher levels."""
 
     name, columns, order = "fam", {"fam_loss": "fam"}, 30
-    defaults, choices = {"fam": 1.0, "fam_levels": "adjacent"}, {"fam_levels": ("all", "adjacent")}
+    defaults, choices = {"fam": 1.0, "fam_levels": "adjacent"}, {"fam_levels": ("all", "adjacent", "same")}
 
     def __init__(self, s_channels: list[int], t_channels: list[int], levels: str = "adjacent", dim: int = 64):
         super().__init__()

@@ -44,8 +44,8 @@ class FeatureResampling(KDLoss):
     """Masked/resampled generative feature distillation over all levels (the paper's FR, at student width)."""
 
     name, columns, order = "fr", {"fr_loss": "fr"}, 10
-    defaults = {"fr": 1.0, "fr_mask": 0.65, "fr_fill": "zero", "fr_generator": "full"}
-    choices = {"fr_fill": ("zero", "resample"), "fr_generator": ("full", "separable")}
+    defaults = {"fr": 1.0, "fr_mask": 0.65, "fr_fill": "zero", "fr_generator": "full", "feat_norm": "channel"}
+    choices = {"fr_fill": ("zero", "resample"), "fr_generator": ("full", "separable"), "feat_norm": ("channel", "none")}
     fractions = ("fr_mask",)
 
     def __init__(

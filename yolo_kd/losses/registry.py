@@ -68,9 +68,12 @@ class KDContext:
         return self.cache[key]
 
     def targets(self) -> list[torch.Tensor]:
-        """Standardised teacher features, one (B, C_l, H_l, W_l) per level."""
+        """Teacher features as the feature losses' targets, one (B, C_l, H_l, W_l) per level: standardised per
+        channel (`feat_norm=channel`) or raw (`feat_norm=none`, as Ultralytics' built-in)."""
         from .common import standardize
 
+        if getattr(self.cfg, "feat_norm", "channel") == "none":
+            return [t.float() for t in self.t_feats]
         return self.cached("targets", lambda: [standardize(t) for t in self.t_feats])
 
     def attention(self) -> list[torch.Tensor]:
@@ -80,15 +83,18 @@ class KDContext:
         return self.cached("attention", lambda: [spatial_attention(t, self.cfg.sam_temp) for t in self.t_feats])
 
     def feature_weights(self) -> list[torch.Tensor] | None:
-        """SAM weights for the feature losses (teacher attention x ground-truth foreground), or None when SAM
-        weighting is off."""
+        """SAM weights for the feature losses (teacher attention x foreground: ground truth, or the teacher's class
+        probability with `sam_fg=teacher`), or None when SAM weighting is off."""
         if not self.cfg.sam_weighting:
             return None
-        from .spatial_attention import foreground_maps, spatial_weights
+        from .spatial_attention import foreground_maps, spatial_weights, teacher_foreground
 
         def make():
             shapes = [tuple(t.shape[-2:]) for t in self.t_feats]
-            fg = foreground_maps(self.batch, shapes, self.t_feats[0].shape[0])
+            if getattr(self.cfg, "sam_fg", "gt") == "teacher":
+                fg = teacher_foreground(self.teacher.scores, shapes)
+            else:
+                fg = foreground_maps(self.batch, shapes, self.t_feats[0].shape[0])
             return spatial_weights(self.attention(), fg, self.cfg.sam_bg)
 
         return self.cached("feature_weights", make)

@@ -8,7 +8,8 @@ The channel-mean magnitude is divided by its spatial mean, so the attention's sh
 activation scale of the teacher's model family (scaling T leaves A_T unchanged).
 
 Ground-truth foreground F_l(h,w) in {0,1}: grid cells whose centres fall inside a box, plus the cell containing each
-box centre (so boxes smaller than the stride never vanish). The SAM weight used by the feature losses is
+box centre (so boxes smaller than the stride never vanish). With `sam_fg=teacher`, F_l is instead the teacher's own
+soft foreground: its highest class probability at each position. The SAM weight used by the feature losses is
 
     w_l = A_T * (F_l + bg * (1 - F_l))
 
@@ -56,6 +57,15 @@ def foreground_maps(batch: dict, shapes: list[tuple[int, int]], batch_size: int)
     return out
 
 
+def teacher_foreground(scores: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """Soft foreground per level from the teacher's class logits (B, nc, A), anchors ordered level by level: the
+    highest class probability at each position, one (B, 1, H, W) map in [0, 1] per level (the weighting of
+    Ultralytics' built-in distillation)."""
+    prob = scores.detach().float().sigmoid().amax(1)  # (B, A)
+    parts = prob.split([h * w for h, w in shapes], dim=1)
+    return [p.view(-1, 1, h, w) for p, (h, w) in zip(parts, shapes)]
+
+
 def spatial_weights(t_attention: list, fg_maps: list, bg: float) -> list[torch.Tensor]:
     """SAM weights w_l = A_T * (F + bg * (1 - F)) from teacher attention maps, one (B, 1, H, W) map per level."""
     return [a * (f + bg * (1 - f)) for a, f in zip(t_attention, fg_maps)]
@@ -67,8 +77,8 @@ class SpatialAttention(KDLoss):
     Its keys also drive the SAM weighting of the feature losses (`KDContext.feature_weights`)."""
 
     name, columns, order = "sam", {"sam_loss": "sam"}, 20
-    defaults = {"sam": 1.0, "sam_weighting": True, "sam_temp": 0.5, "sam_bg": 0.1}
-    positive = ("sam_temp",)
+    defaults = {"sam": 1.0, "sam_weighting": True, "sam_temp": 0.5, "sam_bg": 0.1, "sam_fg": "gt"}
+    choices, positive = {"sam_fg": ("gt", "teacher")}, ("sam_temp",)
 
     def __init__(self, s_channels: list[int], t_channels: list[int], temp: float = 0.5):
         super().__init__()
