@@ -4,6 +4,9 @@
 # mAP50-95), carried as .carry/tune64_teacher.pt. Every finished run's bench.json lands in $OUT/runs.csv as it ends.
 #   usage: bash docs/tune64-gpu/run.sh OUT_DIR     (env: PY, DEVICE, JOBS, EPOCHS, SEEDS, METHODS, DATASET,
 #   LIMIT: seconds after which the sweep stops and reports what finished)
+# On the device machine (no pip install of this repo; ultralytics and polars carried as wheels in .whl/):
+#   pip install --no-index --no-deps --target /tmp/site .whl/*.whl; export PYTHONPATH=/tmp/site:$PWD
+#   ln -sfn ../datasets yolo_kd/datasets   # the package maps yolo_kd.datasets to ./datasets when installed
 set -u
 OUT=$1
 PY=${PY:-python3}
