@@ -74,7 +74,7 @@ def test_resize_to_pools_integer_ratios_exactly_as_adaptive_pooling(size):
 def test_separable_generator_has_the_same_shapes_and_far_fewer_weights():
     s, t = feats(WIDTHS["v8n"], grad=True), feats(WIDTHS["v8l"])
     full = FeatureResampling(WIDTHS["v8n"], WIDTHS["v8l"])
-    separable = FeatureResampling(WIDTHS["v8n"], WIDTHS["v8l"], separable=True)
+    separable = FeatureResampling(WIDTHS["v8n"], WIDTHS["v8l"], generator="separable")
     loss = separable(s, t)
     loss.backward()
     assert loss.ndim == 0 and loss > 0 and all(x.grad is not None for x in s)
@@ -85,13 +85,15 @@ def test_separable_generator_has_the_same_shapes_and_far_fewer_weights():
     assert n(separable) < 0.4 * n(full)
 
 
-@pytest.mark.parametrize("choice, groups", [("separable", 16), ("full", 1)])
-def test_fr_generator_key_selects_the_generator(choice, groups):
+@pytest.mark.parametrize("choice, groups, kernel", [("separable", 16, 3), ("full", 1, 3), ("pointwise", 1, 1)])
+def test_fr_generator_key_selects_the_generator(choice, groups, kernel):
     from yolo_kd.losses import Pair
 
     pair = Pair((16, 32, 64), (32, 64, 128), 16, 3, True, True)
-    first = FeatureResampling.build(KDConfig.from_overrides({"method": "paper", "fr_generator": choice}), pair).generate[0][0]
-    assert (first[0] if isinstance(first, nn.Sequential) else first).groups == groups
+    gen = FeatureResampling.build(KDConfig.from_overrides({"method": "paper", "fr_generator": choice}), pair).generate[0]
+    first = gen[0][0] if isinstance(gen[0], nn.Sequential) else gen[0]
+    assert first.groups == groups and first.kernel_size == (kernel, kernel)
+    assert gen(torch.randn(2, 16, 8, 8)).shape == (2, 32, 8, 8)
 
 
 def test_fr_generator_rejects_unknown_choices():

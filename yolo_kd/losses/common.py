@@ -55,14 +55,18 @@ def conv1x1(c_in: int, c_out: int) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel_size=1)
 
 
-def generation_block(c: int, c_out: int | None = None, separable: bool = False) -> nn.Sequential:
+def generation_block(c: int, c_out: int | None = None, kind: str = "full") -> nn.Sequential:
     """MGD generation block. (B, c, H, W) -> (B, c_out, H, W): conv3x3-ReLU-conv3x3 at width c when c_out is None
     (MGD's design), else conv3x3-ReLU-conv1x1 whose last layer projects to c_out (cheap when c << c_out).
-    `separable` factorises each conv3x3 into a depthwise conv3x3 and a conv1x1 (about 1/6 of the multiply-adds at
-    c = 64, 1/8 at c = 256)."""
+    kind `separable` factorises each conv3x3 into a depthwise conv3x3 and a conv1x1 (about 1/6 of the multiply-adds at
+    c = 64, 1/8 at c = 256); `pointwise` is conv1x1-ReLU-conv1x1 (c -> c_out -> c_out), the projector of
+    Ultralytics' built-in distillation: no spatial context, so each position must carry the teacher's feature itself."""
+    if kind == "pointwise":
+        width = c_out or c
+        return nn.Sequential(nn.Conv2d(c, width, 1), nn.ReLU(inplace=True), nn.Conv2d(width, width, 1))
 
     def conv3x3(c_in: int, c_o: int) -> nn.Module:
-        if not separable:
+        if kind != "separable":
             return nn.Conv2d(c_in, c_o, 3, padding=1)
         return nn.Sequential(nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in), nn.Conv2d(c_in, c_o, 1))
 

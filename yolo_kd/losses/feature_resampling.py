@@ -11,7 +11,8 @@ evidence rather than copy them position by position.
 
 The paper's variant generates at the student's width (conv3x3 Cs->Cs, ReLU, conv1x1 Cs->Ct), so its cost scales
 with the small student, not the teacher; `fr_generator=separable` factorises that conv3x3 into a depthwise conv3x3
-and a conv1x1, for a fraction of the multiply-adds. `teacher_width=True` is MGD as published (1x1 align Cs->Ct,
+and a conv1x1, for a fraction of the multiply-adds; `fr_generator=pointwise` is the conv1x1-ReLU-conv1x1 projector of
+Ultralytics' built-in distillation (with `fr_mask=0`: plain imitation through a projector). `teacher_width=True` is MGD as published (1x1 align Cs->Ct,
 mask, then conv3x3-ReLU-conv3x3 at Ct), used by the `mgd` peer.
 """
 
@@ -45,7 +46,7 @@ class FeatureResampling(KDLoss):
 
     name, columns, order = "fr", {"fr_loss": "fr"}, 10
     defaults = {"fr": 1.0, "fr_mask": 0.65, "fr_fill": "zero", "fr_generator": "full", "feat_norm": "channel"}
-    choices = {"fr_fill": ("zero", "resample"), "fr_generator": ("full", "separable"), "feat_norm": ("channel", "none")}
+    choices = {"fr_fill": ("zero", "resample"), "fr_generator": ("full", "separable", "pointwise"), "feat_norm": ("channel", "none")}
     fractions = ("fr_mask",)
 
     def __init__(
@@ -55,7 +56,7 @@ class FeatureResampling(KDLoss):
         mask_ratio: float = 0.65,
         fill: str = "zero",
         teacher_width: bool = False,
-        separable: bool = False,
+        generator: str = "full",
     ):
         super().__init__()
         self.mask_ratio, self.fill = mask_ratio, fill
@@ -64,12 +65,12 @@ class FeatureResampling(KDLoss):
             self.generate = nn.ModuleList(generation_block(ct) for ct in t_channels)
         else:  # mask and generate at student width, project to the teacher's channels last
             self.align = nn.ModuleList(nn.Identity() for _ in s_channels)
-            self.generate = nn.ModuleList(generation_block(cs, ct, separable) for cs, ct in zip(s_channels, t_channels))
+            self.generate = nn.ModuleList(generation_block(cs, ct, generator) for cs, ct in zip(s_channels, t_channels))
 
     @classmethod
     def build(cls, cfg, pair):
         return cls(pair.s_channels, pair.t_channels, cfg.fr_mask, cfg.fr_fill,
-                   separable=cfg.fr_generator == "separable")
+                   generator=cfg.fr_generator)
 
     def compute(self, ctx):
         return {"fr_loss": self(ctx.student.feats, ctx.t_feats, ctx.feature_weights(), ctx.targets())}
