@@ -279,6 +279,20 @@ def test_feature_target_and_foreground_choices_change_the_loss(key, value):
         assert out["none"] > out["channel"]
 
 
+def test_batch_weight_normalisation_is_the_batch_weighted_average():
+    from yolo_kd.losses.common import weighted_mse
+
+    pred, target = torch.zeros(2, 3, 2, 2), torch.ones(2, 3, 2, 2)
+    target[1] *= 3  # image 1: error 9 everywhere; image 0: error 1
+    w = torch.ones(2, 1, 2, 2)
+    w[1] *= 1e-6  # the teacher sees nothing in image 1
+    per_image = weighted_mse(pred, target, w, "image")
+    assert torch.allclose(per_image, torch.tensor([1.0, 9.0]))  # image 1 renormalised to full strength
+    batch = weighted_mse(pred, target, w, "batch")
+    expected = ((w * torch.tensor([1.0, 9.0]).view(2, 1, 1, 1)).sum() / w.sum()).item()
+    assert batch.mean().item() == pytest.approx(expected, rel=1e-5) and batch[1] < 1e-4
+
+
 def test_paper_terms_and_clip():
     cfg = KDConfig.from_overrides({"method": "paper"})
     d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)

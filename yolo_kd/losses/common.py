@@ -20,13 +20,18 @@ def standardize(x: torch.Tensor, rel_eps: float = 1e-2) -> torch.Tensor:
     return (x - mean) * torch.rsqrt(var + eps)
 
 
-def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Channel-mean squared error averaged over positions with `weight` (B, 1, H, W); returns (B,) per sample."""
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                 norm: str = "image") -> torch.Tensor:
+    """Channel-mean squared error averaged over positions with `weight` (B, 1, H, W); returns (B,) per sample.
+    `norm="image"` divides each image's weighted sum by its own weight sum; `norm="batch"` by the batch's mean weight
+    sum (as Ultralytics' built-in), so the mean over the batch is the batch-weighted average and an image whose
+    weights are all near 0 contributes near 0 instead of being renormalised to full strength."""
     err = (pred.float() - target.float()).pow(2).mean(1, keepdim=True)  # (B, 1, H, W)
     if weight is None:
         return err.mean(dim=(1, 2, 3))
     w = weight.float()
-    return (err * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3)).clamp_min(1e-12)
+    total = w.sum(dim=(1, 2, 3))
+    return (err * w).sum(dim=(1, 2, 3)) / (total.mean() if norm == "batch" else total).clamp_min(1e-12)
 
 
 def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

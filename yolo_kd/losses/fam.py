@@ -40,8 +40,10 @@ class FeatureAlignmentModule(KDLoss):
     name, columns, order = "fam", {"fam_loss": "fam"}, 30
     defaults, choices = {"fam": 1.0, "fam_levels": "adjacent"}, {"fam_levels": ("all", "adjacent", "same")}
 
-    def __init__(self, s_channels: list[int], t_channels: list[int], levels: str = "adjacent", dim: int = 64):
+    def __init__(self, s_channels: list[int], t_channels: list[int], levels: str = "adjacent", dim: int = 64,
+                 weight_norm: str = "image"):
         super().__init__()
+        self.weight_norm = weight_norm
         self.matches = match_sets(len(s_channels), len(t_channels), levels)
         self.align = nn.ModuleDict(
             {f"{i}_{j}": conv1x1(s_channels[i], t_channels[j]) for i, js in enumerate(self.matches) for j in js}
@@ -67,7 +69,7 @@ class FeatureAlignmentModule(KDLoss):
 
     @classmethod
     def build(cls, cfg, pair):
-        return cls(pair.s_channels, pair.t_channels, cfg.fam_levels)
+        return cls(pair.s_channels, pair.t_channels, cfg.fam_levels, weight_norm=cfg.feat_weight_norm)
 
     def compute(self, ctx):
         return {"fam_loss": self(ctx.student.feats, ctx.t_feats, ctx.feature_weights(), ctx.targets())}
@@ -105,6 +107,7 @@ class FeatureAlignmentModule(KDLoss):
             per_level = []
             for j in self.matches[i]:
                 aligned = self.align_pair(s, i, j, t_feats[j].shape[-2:])
-                per_level.append(weighted_mse(aligned, targets[j], None if weights is None else weights[j]))
+                per_level.append(weighted_mse(aligned, targets[j], None if weights is None else weights[j],
+                                                   self.weight_norm))
             losses.append((alphas[i] * torch.stack(per_level, 1)).sum(1).mean())  # (B, M) -> scalar
         return torch.stack(losses).mean()

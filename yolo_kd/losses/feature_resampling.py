@@ -45,8 +45,10 @@ class FeatureResampling(KDLoss):
     """Masked/resampled generative feature distillation over all levels (the paper's FR, at student width)."""
 
     name, columns, order = "fr", {"fr_loss": "fr"}, 10
-    defaults = {"fr": 1.0, "fr_mask": 0.65, "fr_fill": "zero", "fr_generator": "full", "feat_norm": "channel"}
-    choices = {"fr_fill": ("zero", "resample"), "fr_generator": ("full", "separable", "pointwise"), "feat_norm": ("channel", "none")}
+    defaults = {"fr": 1.0, "fr_mask": 0.65, "fr_fill": "zero", "fr_generator": "full", "feat_norm": "channel",
+                "feat_weight_norm": "image"}
+    choices = {"fr_fill": ("zero", "resample"), "fr_generator": ("full", "separable", "pointwise"), "feat_norm": ("channel", "none"),
+               "feat_weight_norm": ("image", "batch")}
     fractions = ("fr_mask",)
 
     def __init__(
@@ -57,9 +59,10 @@ class FeatureResampling(KDLoss):
         fill: str = "zero",
         teacher_width: bool = False,
         generator: str = "full",
+        weight_norm: str = "image",
     ):
         super().__init__()
-        self.mask_ratio, self.fill = mask_ratio, fill
+        self.mask_ratio, self.fill, self.weight_norm = mask_ratio, fill, weight_norm
         if teacher_width:  # MGD: align, mask, generate at teacher width
             self.align = LevelConnector(s_channels, t_channels)
             self.generate = nn.ModuleList(generation_block(ct) for ct in t_channels)
@@ -70,7 +73,7 @@ class FeatureResampling(KDLoss):
     @classmethod
     def build(cls, cfg, pair):
         return cls(pair.s_channels, pair.t_channels, cfg.fr_mask, cfg.fr_fill,
-                   generator=cfg.fr_generator)
+                   generator=cfg.fr_generator, weight_norm=cfg.feat_weight_norm)
 
     def compute(self, ctx):
         return {"fr_loss": self(ctx.student.feats, ctx.t_feats, ctx.feature_weights(), ctx.targets())}
@@ -82,7 +85,7 @@ class FeatureResampling(KDLoss):
         losses = []
         for l, s in enumerate(s_feats):
             gen = self.generate[l](random_mask(self.align[l](s), self.mask_ratio, self.fill))
-            losses.append(weighted_mse(gen, targets[l], None if weights is None else weights[l]).mean())
+            losses.append(weighted_mse(gen, targets[l], None if weights is None else weights[l], self.weight_norm).mean())
         return torch.stack(losses).mean()
 
 
