@@ -107,7 +107,7 @@ class FeatureAlignmentModule(KDLoss):
             per_level = []
             for j in self.matches[i]:
                 aligned = self.align_pair(s, i, j, t_feats[j].shape[-2:])
-                per_level.append(weighted_mse(aligned, targets[j], None if weights is None else weights[j],
-                                                   self.weight_norm))
+                weight = None if weights is None else weights[j]
+                per_level.append(weighted_mse(aligned, targets[j], weight, self.weight_norm))
             losses.append((alphas[i] * torch.stack(per_level, 1)).sum(1).mean())  # (B, M) -> scalar
         return torch.stack(losses).mean()

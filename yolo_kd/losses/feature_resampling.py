@@ -11,9 +11,12 @@ evidence rather than copy them position by position.
 
 The paper's variant generates at the student's width (conv3x3 Cs->Cs, ReLU, conv1x1 Cs->Ct), so its cost scales
 with the small student, not the teacher; `fr_generator=separable` factorises that conv3x3 into a depthwise conv3x3
-and a conv1x1, for a fraction of the multiply-adds; `fr_generator=pointwise` is the conv1x1-ReLU-conv1x1 projector of
-Ultralytics' built-in distillation (with `fr_mask=0`: plain imitation through a projector). `teacher_width=True` is MGD as published (1x1 align Cs->Ct,
-mask, then conv3x3-ReLU-conv3x3 at Ct), used by the `mgd` peer.
+and a conv1x1, for a fraction of the multiply-adds; `fr_generator=pointwise` is the conv1x1-ReLU-conv1x1 projector
+of Ultralytics' built-in distillation (with `fr_mask=0`: plain imitation through a projector). `teacher_width=True`
+is MGD as published (1x1 align Cs->Ct, mask, then conv3x3-ReLU-conv3x3 at Ct), used by the `mgd` peer.
+
+`feat_norm` (targets standardised per channel, or raw) and `feat_weight_norm` (spatial weights normalised per image
+or per batch) are declared here and shared with FAM.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ class FeatureResampling(KDLoss):
     name, columns, order = "fr", {"fr_loss": "fr"}, 10
     defaults = {"fr": 1.0, "fr_mask": 0.65, "fr_fill": "zero", "fr_generator": "full", "feat_norm": "channel",
                 "feat_weight_norm": "image"}
-    choices = {"fr_fill": ("zero", "resample"), "fr_generator": ("full", "separable", "pointwise"), "feat_norm": ("channel", "none"),
-               "feat_weight_norm": ("image", "batch")}
+    choices = {"fr_fill": ("zero", "resample"), "fr_generator": ("full", "separable", "pointwise"),
+               "feat_norm": ("channel", "none"), "feat_weight_norm": ("image", "batch")}
     fractions = ("fr_mask",)
 
     def __init__(
@@ -85,7 +88,8 @@ class FeatureResampling(KDLoss):
         losses = []
         for l, s in enumerate(s_feats):
             gen = self.generate[l](random_mask(self.align[l](s), self.mask_ratio, self.fill))
-            losses.append(weighted_mse(gen, targets[l], None if weights is None else weights[l], self.weight_norm).mean())
+            weight = None if weights is None else weights[l]
+            losses.append(weighted_mse(gen, targets[l], weight, self.weight_norm).mean())
         return torch.stack(losses).mean()
 
 
