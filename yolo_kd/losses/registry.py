@@ -72,9 +72,8 @@ class KDContext:
         channel (`feat_norm=channel`) or raw (`feat_norm=none`, as Ultralytics' built-in)."""
         from .common import standardize
 
-        if getattr(self.cfg, "feat_norm", "channel") == "none":
-            return [t.float() for t in self.t_feats]
-        return self.cached("targets", lambda: [standardize(t) for t in self.t_feats])
+        norm = standardize if self.cfg.feat_norm == "channel" else torch.Tensor.float
+        return self.cached("targets", lambda: [norm(t) for t in self.t_feats])
 
     def attention(self) -> list[torch.Tensor]:
         """Teacher spatial attention, one (B, 1, H_l, W_l) per level."""
@@ -91,7 +90,7 @@ class KDContext:
 
         def make():
             shapes = [tuple(t.shape[-2:]) for t in self.t_feats]
-            if getattr(self.cfg, "sam_fg", "gt") == "teacher":
+            if self.cfg.sam_fg == "teacher":
                 fg = teacher_foreground(self.teacher.scores, shapes)
             else:
                 fg = foreground_maps(self.batch, shapes, self.t_feats[0].shape[0])
