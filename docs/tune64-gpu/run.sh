@@ -2,7 +2,7 @@
 # GPU tuning sweep on the tuning set (cfg/bench_tune64.yaml: generator seed 7, never the bench data): the variants of
 # cfg/tune/ over 3 seeds, JOBS runs at a time on one GPU, with the tuning teacher that the CPU trained (0.521
 # mAP50-95), carried as .carry/tune64_teacher.pt. Every finished run's bench.json lands in $OUT/runs.csv as it ends.
-#   usage: bash docs/tune64-gpu/run.sh OUT_DIR     (env: PY, DEVICE, JOBS, EPOCHS, SEEDS, METHODS, DATASET,
+#   usage: bash docs/tune64-gpu/run.sh OUT_DIR     (env: PY, DEVICE, JOBS, EPOCHS, SEEDS, METHODS, DATASET, AMP,
 #   LIMIT: seconds after which the sweep stops and reports what finished)
 # On the device machine (no pip install of this repo; ultralytics and polars carried as wheels in .whl/):
 #   pip install --no-index --no-deps --target /tmp/site .whl/*.whl; export PYTHONPATH=/tmp/site:$PWD
@@ -16,7 +16,7 @@ T=cfg/tune
 METHODS=${METHODS:-none,ultralytics,paper,$T/paper_builtin.yaml,$T/paper_builtin_dkd.yaml,paper_no_sam,$T/paper_tfg.yaml,$T/paper_raw.yaml,$T/paper_mask0.yaml,$T/paper_famsame.yaml,$T/paper_tfg_raw.yaml,$T/paper_tfg_raw_mask0.yaml,$T/paper_no_sam_raw.yaml,paper_no_fam,paper_no_dkd}
 NAME=tune64-gpu
 B=$PWD/runs/bench/$NAME
-ARGS="{nbs: 16, optimizer: AdamW, lr0: 0.002, warmup_epochs: 1, mosaic: 0.0, scale: 0.2, val: false, workers: 1}"
+ARGS="{nbs: 16, optimizer: AdamW, lr0: 0.002, warmup_epochs: 1, mosaic: 0.0, scale: 0.2, val: false, workers: 1, amp: ${AMP:-true}}"
 EXTRA=()
 [ -n "${DATASET:-}" ] && EXTRA+=("dataset=$DATASET")
 
