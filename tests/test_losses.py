@@ -279,6 +279,22 @@ def test_feature_target_and_foreground_choices_change_the_loss(key, value):
         assert out["none"] > out["channel"]
 
 
+def test_sam_attention_off_leaves_the_foreground_weights_alone():
+    from yolo_kd.losses.registry import KDContext
+    from yolo_kd.losses.spatial_attention import teacher_foreground
+
+    s, t = _head(WIDTHS["v8n"], False), _head(WIDTHS["v8s"], False)
+    batch = {"bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.4]]), "batch_idx": torch.tensor([0.0])}
+    weights = {}
+    for on in (True, False):
+        cfg = KDConfig.from_overrides({"method": "paper", "sam_fg": "teacher", "sam_bg": 0.0, "sam_attention": on})
+        weights[on] = KDContext(s, t, None, None, batch, cfg).feature_weights()
+    shapes = [tuple(f.shape[-2:]) for f in t.feats]
+    fg = teacher_foreground(t.scores, shapes)
+    assert all(torch.equal(w, f) for w, f in zip(weights[False], fg))  # the teacher's class probability, as is
+    assert all(not torch.allclose(w, f) for w, f in zip(weights[True], fg))  # A_T reshapes it
+
+
 def test_batch_weight_normalisation_is_the_batch_weighted_average():
     from yolo_kd.losses.common import weighted_mse
 

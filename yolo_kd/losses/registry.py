@@ -82,8 +82,9 @@ class KDContext:
         return self.cached("attention", lambda: [spatial_attention(t, self.cfg.sam_temp) for t in self.t_feats])
 
     def feature_weights(self) -> list[torch.Tensor] | None:
-        """SAM weights for the feature losses (teacher attention x foreground: ground truth, or the teacher's class
-        probability with `sam_fg=teacher`), or None when SAM weighting is off."""
+        """SAM weights for the feature losses (teacher attention x foreground, or the foreground alone with
+        `sam_attention=False`; foreground from the ground truth, or the teacher's class probability with
+        `sam_fg=teacher`), or None when SAM weighting is off."""
         if not self.cfg.sam_weighting:
             return None
         from .spatial_attention import foreground_maps, spatial_weights, teacher_foreground
@@ -94,7 +95,7 @@ class KDContext:
                 fg = teacher_foreground(self.teacher.scores, shapes)
             else:
                 fg = foreground_maps(self.batch, shapes, self.t_feats[0].shape[0])
-            return spatial_weights(self.attention(), fg, self.cfg.sam_bg)
+            return spatial_weights(self.attention() if self.cfg.sam_attention else None, fg, self.cfg.sam_bg)
 
         return self.cached("feature_weights", make)
 

@@ -11,7 +11,7 @@ Ground-truth foreground F_l(h,w) in {0,1}: grid cells whose centres fall inside 
 box centre (so boxes smaller than the stride never vanish). With `sam_fg=teacher`, F_l is instead the teacher's own
 soft foreground: its highest class probability at each position. The SAM weight used by the feature losses is
 
-    w_l = A_T * (F_l + bg * (1 - F_l))
+    w_l = A_T * (F_l + bg * (1 - F_l))        (`sam_attention=False`: w_l = F_l + bg * (1 - F_l), A_T left out)
 
 and the attention-transfer term makes the student's own map (computed the same way from its channel-aligned features)
 match the teacher's:  L_sam = mean_l mean_hw |A_S - A_T|.
@@ -66,8 +66,11 @@ def teacher_foreground(scores: torch.Tensor, shapes: list[tuple[int, int]]) -> l
     return [p.view(-1, 1, h, w) for p, (h, w) in zip(parts, shapes)]
 
 
-def spatial_weights(t_attention: list, fg_maps: list, bg: float) -> list[torch.Tensor]:
-    """SAM weights w_l = A_T * (F + bg * (1 - F)) from teacher attention maps, one (B, 1, H, W) map per level."""
+def spatial_weights(t_attention: list | None, fg_maps: list, bg: float) -> list[torch.Tensor]:
+    """SAM weights w_l = A_T * (F + bg * (1 - F)) from teacher attention maps (None: foreground only, A_T = 1), one
+    (B, 1, H, W) map per level."""
+    if t_attention is None:
+        return [f + bg * (1 - f) for f in fg_maps]
     return [a * (f + bg * (1 - f)) for a, f in zip(t_attention, fg_maps)]
 
 
@@ -77,7 +80,7 @@ class SpatialAttention(KDLoss):
     Its keys also drive the SAM weighting of the feature losses (`KDContext.feature_weights`)."""
 
     name, columns, order = "sam", {"sam_loss": "sam"}, 20
-    defaults = {"sam": 1.0, "sam_weighting": True, "sam_temp": 0.5, "sam_bg": 0.1, "sam_fg": "gt"}
+    defaults = {"sam": 1.0, "sam_weighting": True, "sam_attention": True, "sam_temp": 0.5, "sam_bg": 0.1, "sam_fg": "gt"}
     choices, positive = {"sam_fg": ("gt", "teacher")}, ("sam_temp",)
 
     def __init__(self, s_channels: list[int], t_channels: list[int], temp: float = 0.5):
