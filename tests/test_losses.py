@@ -261,7 +261,7 @@ def test_teacher_foreground_is_the_highest_class_probability_per_level():
     assert torch.allclose(maps[1][1, 0, 2, 3], scores[1, :, h * w + 2 * SHAPES[1][1] + 3].sigmoid().max())
 
 
-@pytest.mark.parametrize("key,value", [("feat_norm", "none"), ("sam_fg", "teacher")])
+@pytest.mark.parametrize("key,value", [("feat_norm", "none"), ("sam_fg", "gt")])
 def test_feature_target_and_foreground_choices_change_the_loss(key, value):
     s, t = _head(WIDTHS["v8n"], False), _head(WIDTHS["v8s"], False)
     t.feats = [3 * f + 1 for f in t.feats]  # a scale and offset that standardisation would remove
@@ -310,7 +310,10 @@ def test_batch_weight_normalisation_is_the_batch_weighted_average():
 
 
 def test_paper_terms_and_clip():
-    cfg = KDConfig.from_overrides({"method": "paper"})
+    """`paper` keeps the measured defaults (teacher-foreground-weighted feature distillation); `paper_all` builds every
+    term of the paper's four ideas."""
+    assert Distiller(KDConfig.from_overrides({"method": "paper"}), WIDTHS["v8n"], WIDTHS["v8s"], 16).terms == ("fr_loss",)
+    cfg = KDConfig.from_overrides({"kd": "paper_all"})
     d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
     assert d.terms == ("fr_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss") and not d.skipped
     big = torch.tensor(50.0, requires_grad=True)
@@ -322,7 +325,7 @@ def test_paper_terms_and_clip():
 def test_terms_built_for_each_pair():
     """DKD needs the same classes only (a v8 teacher -> YOLO26 student keeps TCKD/NCKD/BGKD); LD needs equal reg_max;
     NCKD is not built for nc <= 2. Every skipped term comes with its reason."""
-    cfg = KDConfig.from_overrides({"method": "paper", "ld": 1.0})
+    cfg = KDConfig.from_overrides({"kd": "paper_all", "ld": 1.0})
     v8_to_26 = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=1, same_reg_max=False, nc=6)
     assert {"tckd_loss", "nckd_loss", "bgkd_loss"} <= set(v8_to_26.terms) and "ld_loss" not in v8_to_26.terms
     assert "reg_max" in v8_to_26.skipped["ld_loss"]

@@ -18,8 +18,8 @@ def _setup(workdir, tiny_data, tiny_teacher, name, **kw):
 
 @pytest.fixture(scope="module")
 def cli_run(workdir, tiny_data, tiny_teacher):
-    """`yolo-kd train kd=cfg/paper.yaml ...` for 1 epoch; returns its run directory."""
-    o = tiny_overrides(workdir, tiny_data, tiny_teacher, "cli", kd="paper", kd_warmup=0, plots=True)
+    """`yolo-kd train kd=paper_all ...` (every term of the paper's four ideas) for 1 epoch; returns its run directory."""
+    o = tiny_overrides(workdir, tiny_data, tiny_teacher, "cli", kd="paper_all", kd_warmup=0, plots=True)
     args = [f"{k}={v}" for k, v in o.items()]
     subprocess.run([sys.executable, "-m", "yolo_kd.cli", "train", *args], check=True)
     return workdir / "runs" / "cli"

@@ -18,9 +18,10 @@ def test_default_space_holds_the_methods_weights_temperatures_and_schedule():
     from yolo_kd.tuning import default_space
 
     space = default_space("paper", epochs=40)
-    assert {"fr", "sam", "fam", "tckd", "nckd", "bgkd", "kd_temp", "sam_temp", "kd_warmup", "kd_budget",
-            "kd_off_last"} <= set(space)
-    assert "ld" not in space and "ld_temp" not in space  # LD is off by default, its temperature too
+    assert {"fr", "kd_warmup", "kd_budget", "kd_off_last"} <= set(space)
+    for off in ("ld", "ld_temp", "sam", "sam_temp", "fam", "tckd", "nckd", "bgkd", "kd_temp"):
+        assert off not in space, off  # terms that are off by default stay off, their temperatures too
+    assert set(default_space("kd", 40)) >= {"logit_kd", "kd_temp"}
     assert "cwd" not in space  # another method's key
     defaults = kd_defaults()
     for k, (lo, hi) in space.items():

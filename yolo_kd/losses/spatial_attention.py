@@ -80,7 +80,9 @@ class SpatialAttention(KDLoss):
     Its keys also drive the SAM weighting of the feature losses (`KDContext.feature_weights`)."""
 
     name, columns, order = "sam", {"sam_loss": "sam"}, 20
-    defaults = {"sam": 1.0, "sam_weighting": True, "sam_attention": True, "sam_temp": 0.5, "sam_bg": 0.1, "sam_fg": "gt"}
+    # measured defaults: the weights are the teacher's foreground alone (A_T and the transfer term lowered the score)
+    defaults = {"sam": 0.0, "sam_weighting": True, "sam_attention": False, "sam_temp": 0.5, "sam_bg": 0.0,
+                "sam_fg": "teacher"}
     choices, positive = {"sam_fg": ("gt", "teacher")}, ("sam_temp",)
 
     def __init__(self, s_channels: list[int], t_channels: list[int], temp: float = 0.5):
