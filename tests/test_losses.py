@@ -322,6 +322,22 @@ def test_paper_terms_and_clip():
     assert clipped.item() == pytest.approx(cfg.kd_clip) and big.grad.item() == pytest.approx(cfg.kd_clip / 50)
 
 
+@pytest.mark.parametrize("preset,added", [("paper_with_dkd", {"tckd_loss", "nckd_loss", "bgkd_loss"}),
+                                           ("paper_with_fam", {"fam_loss"}), ("paper_with_sam_transfer", {"sam_loss"}),
+                                           ("paper_with_resampling", set()), ("paper_no_sam", set())])
+def test_ablation_presets_change_one_idea_of_paper(preset, added):
+    """Each cfg/paper_with_*.yaml adds one of the paper's ideas to the defaults; the others stay as in `paper`."""
+    base = KDConfig.from_overrides({"method": "paper"}).as_dict()
+    cfg = KDConfig.from_overrides({"kd": preset})
+    d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+    assert set(d.terms) == {"fr_loss"} | added
+    changed = {k for k, v in cfg.as_dict().items() if v != base[k] and k != "kd"}
+    expected = {"paper_with_dkd": {"tckd", "nckd", "bgkd"}, "paper_with_fam": {"fam"},
+                "paper_with_sam_transfer": {"sam", "sam_attention"}, "paper_with_resampling": {"fr_generator", "fr_mask"},
+                "paper_no_sam": {"sam_weighting"}}[preset]
+    assert changed == expected, changed
+
+
 def test_terms_built_for_each_pair():
     """DKD needs the same classes only (a v8 teacher -> YOLO26 student keeps TCKD/NCKD/BGKD); LD needs equal reg_max;
     NCKD is not built for nc <= 2. Every skipped term comes with its reason."""

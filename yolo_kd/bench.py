@@ -56,7 +56,7 @@ def _as_list(v) -> list:
 
 
 def check_methods(methods: list[str]) -> None:
-    """Every method must be a yolo-kd method, 'ultralytics', or a KD preset name (e.g. paper_no_fr)."""
+    """Every method must be a yolo-kd method, 'ultralytics', or a KD preset name (e.g. paper_with_dkd)."""
     from .config import KDConfigError, find_preset
     from .config import methods as registered
 

@@ -55,7 +55,7 @@ def train_teacher(model: str, run_dir: str | Path, **kw) -> Path:
 
 def train_student(method: str, run_dir: str | Path, teacher: str | None, **kw):
     """Train one student: method 'ultralytics' uses Ultralytics' own trainer with `distill_model=teacher`; every
-    other method (including 'none' and preset names such as 'paper_no_fr') uses KDTrainer. Returns the trainer."""
+    other method (including 'none' and preset names such as 'paper_with_dkd') uses KDTrainer. Returns the trainer."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
     from .config import find_preset, methods
@@ -70,7 +70,7 @@ def train_student(method: str, run_dir: str | Path, teacher: str | None, **kw):
             t.add_callback("on_train_start", lambda tr: use_all_cpu_cores())
     elif method in methods() and method != "paper":
         t = KDTrainer(overrides=dict(method=method, teacher=None if method == "none" else teacher, **common))
-    else:  # a preset: paper (cfg/paper.yaml) or an ablation such as paper_no_fr
+    else:  # a preset: paper (cfg/paper.yaml) or an ablation such as paper_with_dkd
         t = KDTrainer(overrides=dict(kd=str(find_preset(method)), teacher=teacher, **common))
     t.train()
     return t

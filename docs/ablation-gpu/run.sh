@@ -1,5 +1,7 @@
 #!/bin/bash
 # GPU ablation: teacher (40 ep) then none + paper + 4 ablations (30 ep, seed 0) in parallel on one GPU.
+# Ran 2026-11 at a commit where `paper` had all four ideas on; the paper_no_* presets it names were removed when the
+# defaults changed (commit 2afeb70): to rerun it as it was, check out a commit before that one.
 set -u
 OUT=$1
 export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=0 YOLO_CONFIG_DIR=$PWD/.yolo_config PYTHONUNBUFFERED=1

@@ -13,7 +13,7 @@ PY=${PY:-python3}
 export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=0 PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 export YOLO_CONFIG_DIR=${YOLO_CONFIG_DIR:-$PWD/.carry/yolo_config}
 T=cfg/tune
-METHODS=${METHODS:-none,ultralytics,paper,$T/paper_builtin.yaml,$T/paper_builtin_dkd.yaml,paper_no_sam,$T/paper_tfg.yaml,$T/paper_raw.yaml,$T/paper_mask0.yaml,$T/paper_famsame.yaml,$T/paper_tfg_raw.yaml,$T/paper_tfg_raw_mask0.yaml,$T/paper_no_sam_raw.yaml,paper_no_fam,paper_no_dkd}
+METHODS=${METHODS:-none,ultralytics,paper,paper_all,paper_no_sam,paper_with_resampling,paper_with_sam_transfer,paper_with_dkd,paper_with_fam,$T/paper_replica_batch.yaml}
 NAME=tune64-gpu
 B=$PWD/runs/bench/$NAME
 ARGS="{nbs: 16, optimizer: AdamW, lr0: 0.002, warmup_epochs: 1, mosaic: 0.0, scale: 0.2, val: false, workers: 1, amp: ${AMP:-true}}"
