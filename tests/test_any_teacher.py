@@ -32,7 +32,8 @@ def test_mapped_teacher_distils_logits_in_the_students_order(workdir, tiny_data,
     from ultralytics.utils.torch_utils import unwrap_model
 
     data = _data_variant(workdir, tiny_data, "reversed", names=list(reversed(SHAPES)))
-    t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "mapped", data=data, kd_warmup=0))
+    t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "mapped", data=data, kd_warmup=0,
+                                               kd="paper_all"))
     assert t.distiller.class_index.tolist() == [5, 4, 3, 2, 1, 0]
     assert {"tckd_loss", "nckd_loss", "bgkd_loss"} <= set(t.distiller.terms)
     loss, items = unwrap_model(t.model).loss(batch)
@@ -48,7 +49,8 @@ def test_class_map_renames_and_refusal(workdir, tiny_data, tiny_teacher):
         KDTrainer(overrides=tiny_overrides(workdir, tiny_data, tiny_teacher, "refused", data=renamed))
     assert not (workdir / "runs" / "refused").exists()
     cmap = "{" + ", ".join(f"{n}_x: {n}" for n in SHAPES[:3]) + "}"  # partial: three classes mapped
-    t, _ = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "renamed", data=renamed, class_map=cmap))
+    t, _ = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "renamed", data=renamed, class_map=cmap,
+                                           kd="paper_all"))
     assert t.distiller.class_index.tolist() == [0, 1, 2, -1, -1, -1] and "tckd_loss" in t.distiller.terms
 
 
@@ -58,7 +60,8 @@ def test_one_channel_data_trains_validates_and_exports(workdir, tiny_data):
     from yolo_kd.export import export
 
     data = _data_variant(workdir, tiny_data, "gray", channels=1)
-    t = KDTrainer(overrides=tiny_overrides(workdir, tiny_data, "yolov8s.yaml", "gray", data=data, kd_warmup=0))
+    t = KDTrainer(overrides=tiny_overrides(workdir, tiny_data, "yolov8s.yaml", "gray", data=data, kd_warmup=0,
+                                                 kd="paper_all"))
     t.train()
     row = {k.strip(): float(v) for k, v in next(csv.DictReader(open(t.save_dir / "results.csv"))).items()}
     assert row["train/fr_loss"] > 0 and row["train/tckd_loss"] > 0
@@ -79,7 +82,8 @@ def test_rgb_teacher_for_one_channel_data_is_refused(workdir, tiny_data, tiny_te
 def test_check_prints_the_plan_and_exit_status(capsys, workdir, tiny_data, tiny_teacher):
     from yolo_kd.cli import main
 
-    rc = main(["check", f"teacher={tiny_teacher}", "student=yolov8n.yaml", f"data={tiny_data}", f"imgsz={IMGSZ}", "ld=1"])
+    rc = main(["check", f"teacher={tiny_teacher}", "student=yolov8n.yaml", f"data={tiny_data}", f"imgsz={IMGSZ}", "ld=1",
+                 "kd=paper_all"])
     out = capsys.readouterr().out
     assert rc == 0, out
     for text in ("level P3 (stride  8): student   64 ch -> teacher  128 ch", "classes: identical", "adapter fam:",

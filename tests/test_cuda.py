@@ -19,7 +19,7 @@ def test_amp_distillation_on_cuda(workdir, tiny_data, tiny_teacher):
     from yolo_kd import KDTrainer
 
     t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "cuda-amp", device="0", amp=True,
-                                               epochs=2, kd="paper", kd_warmup=0))
+                                               epochs=2, kd="paper_all", kd_warmup=0))
     assert t.amp and t.scaler.is_enabled()
     student = unwrap_model(t.model)
     with torch.autocast("cuda"):
@@ -41,7 +41,7 @@ def test_amp_distillation_on_cuda(workdir, tiny_data, tiny_teacher):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in t.distiller.parameters())
 
     t = KDTrainer(overrides=tiny_overrides(workdir, tiny_data, tiny_teacher, "cuda-amp-train", device="0", amp=True,
-                                           epochs=2, kd="paper", kd_warmup=0, batch=-1))
+                                           epochs=2, kd="paper_all", kd_warmup=0, batch=-1))
     t.train()
     rows = [{k.strip(): float(v) for k, v in r.items()} for r in csv.DictReader(open(t.save_dir / "results.csv"))]
     assert len(rows) == 2

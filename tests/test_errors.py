@@ -199,7 +199,8 @@ def test_kd_term_non_finite_for_an_epoch_stops_training(workdir, tiny_data, tiny
 
     from yolo_kd.criterion import KDTrainingError
 
-    t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "nan-epoch", kd_warmup=0))
+    t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "nan-epoch", kd_warmup=0,
+                                               kd="paper_all"))
     student = unwrap_model(t.model)
     t.distiller.fam.forward = lambda *a, **k: torch.tensor(float("inf"))
     for _ in range(2):

@@ -550,7 +550,7 @@ def test_class_map_by_name_rename_and_partial():
 def test_distiller_reads_teacher_scores_of_mapped_classes():
     """Teacher with 4 classes, student with 3 in another order (one unmapped): the logit terms see the teacher's
     scores of the mapped classes in the student's order, and are exactly 0 when those equal the student's."""
-    cfg = KDConfig.from_overrides({"method": "paper", "fr": 0, "sam": 0, "fam": 0})
+    cfg = KDConfig.from_overrides({"kd": "paper_with_dkd", "fr": 0})
     d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=3, class_index=(3, 0, -1))
     s, t = _head(WIDTHS["v8n"], False), _head(WIDTHS["v8s"], False)
     a = s.scores.shape[-1]

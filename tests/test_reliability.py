@@ -96,7 +96,7 @@ def test_cli_error_is_one_line(workdir, tiny_data):
 def test_non_finite_kd_term_falls_back_to_yolo_loss(workdir, tiny_data, tiny_teacher):
     from ultralytics.utils.torch_utils import unwrap_model
 
-    t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "nan", kd_warmup=0))
+    t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "nan", kd_warmup=0, kd="paper_all"))
     student = unwrap_model(t.model)
     t.distiller.fam.forward = lambda *a, **k: torch.tensor(float("nan"))
     preds = student(batch["img"])
@@ -109,7 +109,8 @@ def test_non_finite_kd_term_falls_back_to_yolo_loss(workdir, tiny_data, tiny_tea
 
 @pytest.mark.slow
 def test_resume_after_sigkill(workdir, tiny_data, tiny_teacher):
-    o = tiny_overrides(workdir, tiny_data, tiny_teacher, "resume", epochs=3, kd_warmup=0, save_period=1)
+    o = tiny_overrides(workdir, tiny_data, tiny_teacher, "resume", epochs=3, kd_warmup=0, save_period=1,
+                       kd="paper_all")
     run = workdir / "runs" / "resume"
     p = subprocess.Popen([sys.executable, "-m", "yolo_kd.cli", "train", *[f"{k}={v}" for k, v in o.items()]])
     deadline = time.time() + 300
@@ -154,7 +155,8 @@ def test_ddp_relaunch_rebuilds_kd_trainer(workdir, tiny_data, tiny_teacher):
 
 @pytest.mark.slow
 def test_yolo26_end_to_end_student(workdir, tiny_data, tiny_teacher):
-    t = _kd_trainer(**tiny_overrides(workdir, tiny_data, tiny_teacher, "e2e", model="yolo26n.yaml", kd_warmup=0))
+    t = _kd_trainer(**tiny_overrides(workdir, tiny_data, tiny_teacher, "e2e", model="yolo26n.yaml", kd_warmup=0,
+                                    kd="paper_all"))
     t.train()
     row = next(csv.DictReader(open(workdir / "runs" / "e2e" / "results.csv")))
     row = {k.strip(): float(v) for k, v in row.items()}
@@ -166,7 +168,7 @@ def test_yolo26_one2one_branch_distilled(workdir, tiny_data, tiny_teacher):
     from ultralytics.utils.torch_utils import unwrap_model
 
     t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "e2e-o2o", model="yolo26n.yaml",
-                                               kd_warmup=0, kd_branch="one2one"))
+                                               kd_warmup=0, kd_branch="one2one", kd="paper_all"))
     student = unwrap_model(t.model)
     crit = student.criterion
     assert crit.branch == "one2one" and crit.tap is crit.base.one2one.assigner
@@ -185,7 +187,8 @@ def test_cross_family_levels_are_aligned(workdir, tiny_data, tiny_teacher, teach
     from ultralytics.utils.torch_utils import unwrap_model
 
     t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, f"x-{teacher[:-5]}-{student[:-5]}",
-                                               model=student, teacher=teacher, kd_warmup=0))
+                                               model=student, teacher=teacher, kd_warmup=0,
+                                               kd="paper_all"))
     loss, items = unwrap_model(t.model).loss(batch)
     assert all(items[k] > 0 and torch.isfinite(items[k]) for k in t.distiller.terms)
     loss.sum().backward()
@@ -196,7 +199,7 @@ def test_cross_family_levels_are_aligned(workdir, tiny_data, tiny_teacher, teach
 def test_trainer_options_work_with_kd(workdir, tiny_data, tiny_teacher):
     """batch=-1, cache=ram, rect, close_mosaic and freeze train with KD; compile=True is turned off with a warning."""
     o = tiny_overrides(workdir, tiny_data, tiny_teacher, "options", epochs=2, batch=-1, cache="ram", rect=True,
-                       close_mosaic=1, freeze=3, compile=True, kd_warmup=0)
+                       close_mosaic=1, freeze=3, compile=True, kd_warmup=0, kd="paper_all")
     t = _kd_trainer(**o)
     t.train()
     assert t.args.compile is False and t.batch_size == 16  # AutoBatch falls back to 16 on CPU

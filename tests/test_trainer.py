@@ -83,7 +83,7 @@ def test_teacher_frozen_and_adapters_trained(workdir, tiny_data, tiny_teacher):
 
     from yolo_kd.criterion import KDCriterion
 
-    t, batch = _setup(workdir, tiny_data, tiny_teacher, "grads", kd_warmup=0)
+    t, batch = _setup(workdir, tiny_data, tiny_teacher, "grads", kd_warmup=0, kd="paper_all")
     student = unwrap_model(t.model)
     assert isinstance(student.criterion, KDCriterion)
     assert all(not p.requires_grad for p in t.teacher.model.parameters())
