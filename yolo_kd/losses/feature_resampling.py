@@ -7,7 +7,9 @@ Per level l: a random fraction `mask_ratio` of the positions of the student feat
     L_fr = mean_l  sum_hw w_l(h,w) * mean_c (G(M(S_l)) - std(T_l))^2 / sum_hw w_l(h,w)
 
 with w_l the SAM weights (uniform when SAM is off). The student learns to *produce* teacher features from partial
-evidence rather than copy them position by position.
+evidence rather than copy them position by position. The package defaults switch the resampling off (`fr_mask=0`,
+`fr_generator=pointwise`): on the tuning set it lowered the score (docs/tune64-gpu), so `paper` trains plain imitation
+of the standardised teacher features through the built-in's projector, weighted by the teacher's foreground.
 
 The paper's variant generates at the student's width (conv3x3 Cs->Cs, ReLU, conv1x1 Cs->Ct), so its cost scales
 with the small student, not the teacher; `fr_generator=separable` factorises that conv3x3 into a depthwise conv3x3
