@@ -27,7 +27,7 @@ if data_keys:
     d = {**DEMO, **data_keys}
     data = str(ensure(root=d["root"], train=d["train"], val=d["val"], imgsz=d["imgsz"], seed=0, classes=d["classes"],
                       **GENERATOR))
-run_dir = Path(f"runs/demo-teacher-sweep/{name}_s{seed}")
+run_dir = Path(f"runs/demo-teacher-sweep/{name}_s{seed}").resolve()  # absolute: Ultralytics puts a relative one under its runs_dir
 shutil.rmtree(run_dir, ignore_errors=True)
 args = {**TRAIN, **extra}
 batch = args.pop("batch", 8)
