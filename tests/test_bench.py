@@ -3,6 +3,7 @@
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +166,15 @@ def test_bench_jobs_run_every_spec_and_stop_after_a_failure(monkeypatch, jobs):
     with pytest.raises(bench.BenchError, match="bad seed 0"):
         bench.run_all(failing, jobs)
     assert started[0] == "bad" and len(started) <= jobs + 1 < 9  # queued runs are cancelled once one failed
+
+
+def test_a_relative_run_folder_is_where_the_run_lands(tmp_path, monkeypatch, tiny_data):
+    """train_teacher/train_student take run_dir relative to the working directory (Ultralytics alone would put a
+    relative project under its runs_dir), so the finished-run check and read_results find what was trained."""
+    from yolo_kd.runs import is_finished, train_teacher
+
+    monkeypatch.chdir(tmp_path)
+    best = train_teacher("yolov8n.yaml", "rel/teacher", data=tiny_data, epochs=1, imgsz=64, batch=8, device="cpu",
+                         plots=False, workers=0)
+    assert Path(best) == tmp_path / "rel" / "teacher" / "weights" / "best.pt" and Path(best).exists()
+    assert is_finished("rel/teacher", 1)

@@ -43,7 +43,7 @@ def train_teacher(model: str, run_dir: str | Path, **kw) -> Path:
 
     from .trainer import use_all_cpu_cores
 
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # Ultralytics would put a relative project under its runs_dir
     if is_finished(run_dir, kw.get("epochs", 100)):
         return run_dir / "weights" / "best.pt"
     t = DetectionTrainer(overrides=dict(model=model, project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **kw))
@@ -61,7 +61,7 @@ def train_student(method: str, run_dir: str | Path, teacher: str | None, **kw):
     from .config import find_preset, methods
     from .trainer import KDTrainer, use_all_cpu_cores
 
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # Ultralytics would put a relative project under its runs_dir
     common = dict(project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **kw)
     if method == "ultralytics":
         dis = common.pop("dis", 6.0)

@@ -24,7 +24,7 @@ from yolo_kd.timing import step_overhead  # noqa: E402
 EPOCHS = 3
 label, method = sys.argv[1], sys.argv[2]
 extra = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
-out = Path("runs/speed").resolve()  # absolute: Ultralytics puts a relative project under its runs_dir
+out = Path("runs/speed")
 data = str(ensure(root="datasets/shapes-bench", train=600, val=150, imgsz=128, seed=1))
 common = dict(data=data, imgsz=128, batch=32, seed=0, device="cpu", val=False, plots=False)
 teacher = train_teacher("yolov8s.yaml", out / "teacher", epochs=1, **common)
