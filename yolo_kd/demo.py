@@ -50,14 +50,12 @@ class Stages:
 
 def run_demo(**overrides) -> dict:
     """Run the demo; keys of DEMO can be overridden. Returns the closing table's rows {name: {...}}."""
-    from .datasets.shapes import ensure
     from .export import export
     from .visualize import save_attention_maps
 
     cfg = check_demo_keys(overrides)
     stages = Stages()
-    data = str(ensure(root=cfg["root"], train=cfg["train"], val=cfg["val"], imgsz=cfg["imgsz"], seed=0,
-                      classes=cfg["classes"], **GENERATOR))
+    data = demo_data(cfg)
     stages.done("data")
     project = Path(cfg["project"]).resolve()
     common = dict(data=data, imgsz=cfg["imgsz"], seed=cfg["seed"], device=cfg["device"], **TRAIN)
@@ -88,6 +86,14 @@ def run_demo(**overrides) -> dict:
     print("Next, on your own data: yolo-kd check teacher=<your teacher.pt> student=yolov8n.yaml data=<your data.yaml>"
           "  then  yolo-kd train teacher=... student=... data=... epochs=100")
     return rows
+
+
+def demo_data(cfg: dict) -> str:
+    """The demo's generated dataset for a DEMO-like `cfg` (generated once, with seed 0); returns its data.yaml."""
+    from .datasets.shapes import ensure
+
+    return str(ensure(root=cfg["root"], train=cfg["train"], val=cfg["val"], imgsz=cfg["imgsz"], seed=0,
+                      classes=cfg["classes"], **GENERATOR))
 
 
 def check_demo_keys(overrides: dict) -> dict:

@@ -15,19 +15,13 @@ from pathlib import Path
 from yolo_kd.offline import use_offline_mode
 
 use_offline_mode()
-from yolo_kd.demo import DEMO, GENERATOR, TRAIN  # noqa: E402
+from yolo_kd.demo import TRAIN, check_demo_keys, demo_data  # noqa: E402
 from yolo_kd.runs import read_results, train_teacher  # noqa: E402
 
 name, seed, extra = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 data_keys = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
-data = "datasets/shapes-demo/data.yaml"
-if data_keys:
-    from yolo_kd.datasets.shapes import ensure
-
-    d = {**DEMO, **data_keys}
-    data = str(ensure(root=d["root"], train=d["train"], val=d["val"], imgsz=d["imgsz"], seed=0, classes=d["classes"],
-                      **GENERATOR))
-run_dir = Path(f"runs/demo-teacher-sweep/{name}_s{seed}").resolve()  # absolute: Ultralytics puts a relative one under its runs_dir
+data = demo_data(check_demo_keys(data_keys))
+run_dir = Path(f"runs/demo-teacher-sweep/{name}_s{seed}")
 shutil.rmtree(run_dir, ignore_errors=True)
 args = {**TRAIN, **extra}
 batch = args.pop("batch", 8)
@@ -35,8 +29,8 @@ t0 = time.time()
 train_teacher("yolov8s.yaml", run_dir, data=data, imgsz=64, seed=seed, device="cpu",
               epochs=25, batch=batch, nbs=batch, **args)
 last = read_results(run_dir)[-1]
-line = dict(name=name, seed=seed, extra=extra, data=data_keys, map=last["metrics/mAP50-95(B)"], map50=last["metrics/mAP50(B)"],
-            wall=time.time() - t0, train_time=last["time"])
+line = dict(name=name, seed=seed, extra=extra, data=data_keys, map=last["metrics/mAP50-95(B)"],
+            map50=last["metrics/mAP50(B)"], wall=time.time() - t0, train_time=last["time"])
 print(json.dumps(line))
 with open(Path(__file__).parent / "teacher_sweep.ndjson", "a") as f:
     f.write(json.dumps(line) + "\n")

@@ -3,7 +3,6 @@ sweep's settings, seed 0, AMP on, once with plain Ultralytics (DetectionTrainer)
 method=none, and print both final mAP50-95. Usage: python docs/tune64-gpu/amp_check.py OUT_DIR (after the sweep has
 generated datasets/shapes-tune64)."""
 
-import csv
 import sys
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from ultralytics.models.yolo.detect import DetectionTrainer
 
 from yolo_kd import KDTrainer
+from yolo_kd.runs import read_results
 
 out = Path(sys.argv[1])
 data = Path("datasets/shapes-tune64/data.yaml")
@@ -25,9 +25,8 @@ for name, trainer in (("plain_ultralytics", DetectionTrainer), ("kdtrainer_none"
     extra = {"method": "none"} if trainer is KDTrainer else {}
     t = trainer(overrides={**args, **extra, "name": name})
     t.train()
-    rows = list(csv.DictReader(open(t.save_dir / "results.csv")))
-    last = {k.strip(): v for k, v in rows[-1].items()}
-    lines.append(f"{name}: amp=True seed=0 mAP50-95={float(last['metrics/mAP50-95(B)']):.4f} "
-                 f"box_loss={float(last['train/box_loss']):.3f} amp_used={t.amp}")
+    last = read_results(t.save_dir)[-1]
+    lines.append(f"{name}: amp=True seed=0 mAP50-95={last['metrics/mAP50-95(B)']:.4f} "
+                 f"box_loss={last['train/box_loss']:.3f} amp_used={t.amp}")
     print(lines[-1], flush=True)
 (out / "amp_check.txt").write_text("\n".join(lines) + "\n")
