@@ -171,10 +171,15 @@ def test_bench_jobs_run_every_spec_and_stop_after_a_failure(monkeypatch, jobs):
 def test_a_relative_run_folder_is_where_the_run_lands(tmp_path, monkeypatch, tiny_data):
     """train_teacher/train_student take run_dir relative to the working directory (Ultralytics alone would put a
     relative project under its runs_dir), so the finished-run check and read_results find what was trained."""
-    from yolo_kd.runs import is_finished, train_teacher
+    from yolo_kd.runs import changed_args, is_finished, train_teacher
 
     monkeypatch.chdir(tmp_path)
-    best = train_teacher("yolov8n.yaml", "rel/teacher", data=tiny_data, epochs=1, imgsz=64, batch=8, device="cpu",
-                         plots=False, workers=0)
+    kw = dict(data=tiny_data, epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0)
+    best = train_teacher("yolov8n.yaml", "rel/teacher", **kw)
     assert Path(best) == tmp_path / "rel" / "teacher" / "weights" / "best.pt" and Path(best).exists()
     assert is_finished("rel/teacher", 1)
+    stamp = Path(best).stat().st_mtime_ns
+    assert train_teacher("yolov8n.yaml", "rel/teacher", **kw) == best and Path(best).stat().st_mtime_ns == stamp
+    # a finished teacher trained on other data or at another size is not reused (the demo's teacher folder is fixed)
+    assert changed_args("rel/teacher", dict(model="yolov8n.yaml", **kw)) == ""
+    assert changed_args("rel/teacher", dict(kw, data="other.yaml", imgsz=96)) == f"data: {tiny_data} -> other.yaml, imgsz: 64 -> 96"

@@ -29,6 +29,15 @@ def is_finished(run_dir: str | Path, epochs: int) -> bool:
     return bool(rows) and int(rows[-1]["epoch"]) >= epochs and (Path(run_dir) / "weights" / "best.pt").exists()
 
 
+def changed_args(run_dir: str | Path, args: dict) -> str:
+    """'key: saved -> wanted' for each of `args` that differs from the run's args.yaml ('' when none does)."""
+    import yaml
+
+    f = Path(run_dir) / "args.yaml"
+    saved = yaml.safe_load(f.read_text()) if f.exists() else {}
+    return ", ".join(f"{k}: {saved.get(k)} -> {v}" for k, v in args.items() if str(saved.get(k)) != str(v))
+
+
 def count_params(weights: str | Path) -> int:
     """Parameters of the model stored in a checkpoint."""
     from ultralytics.nn.tasks import load_checkpoint
@@ -45,7 +54,10 @@ def train_teacher(model: str, run_dir: str | Path, **kw) -> Path:
 
     run_dir = Path(run_dir).resolve()  # Ultralytics would put a relative project under its runs_dir
     if is_finished(run_dir, kw.get("epochs", 100)):
-        return run_dir / "weights" / "best.pt"
+        changed = changed_args(run_dir, dict(model=model, **kw))
+        if not changed:
+            return run_dir / "weights" / "best.pt"
+        print(f"yolo-kd: retraining the teacher in {run_dir}: it was trained with other settings ({changed})")
     t = DetectionTrainer(overrides=dict(model=model, project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **kw))
     if t.device.type == "cpu":
         t.add_callback("on_train_start", lambda tr: use_all_cpu_cores())
