@@ -22,7 +22,7 @@ DEMO = dict(
     student="yolov8n.yaml",
     epochs=15,  # students train shorter than the teacher, so the baseline stays below it and KD has room
     batch=16,
-    seed=0,  # training seed (the data are always generated with seed 0)
+    seed=0,  # the students' training seed (data and teacher always use seed 0: every seed distils from one teacher)
     device="cpu",
     kd="paper",  # KD preset for the distilled student
     project="runs/demo",
@@ -58,10 +58,10 @@ def run_demo(**overrides) -> dict:
     data = demo_data(cfg)
     stages.done("data")
     project = Path(cfg["project"]).resolve()
-    common = dict(data=data, imgsz=cfg["imgsz"], seed=cfg["seed"], device=cfg["device"], **TRAIN)
+    common = dict(data=data, imgsz=cfg["imgsz"], device=cfg["device"], **TRAIN)
     teacher = train_teacher(cfg["teacher_model"], run_dir=project / "teacher", epochs=cfg["teacher_epochs"],
-                            batch=cfg["teacher_batch"], nbs=cfg["teacher_batch"], **common)
-    common.update(batch=cfg["batch"], nbs=cfg["batch"])
+                            batch=cfg["teacher_batch"], nbs=cfg["teacher_batch"], seed=0, **common)
+    common.update(batch=cfg["batch"], nbs=cfg["batch"], seed=cfg["seed"])
     stages.done("teacher (reused when already trained)")
     rows = {"teacher": _row(project / "teacher", teacher)}
     for label, method in (("baseline", "none"), ("distilled", cfg["kd"])):
