@@ -171,7 +171,7 @@ def test_bench_jobs_run_every_spec_and_stop_after_a_failure(monkeypatch, jobs):
 def test_a_relative_run_folder_is_where_the_run_lands(tmp_path, monkeypatch, tiny_data):
     """train_teacher/train_student take run_dir relative to the working directory (Ultralytics alone would put a
     relative project under its runs_dir), so the finished-run check and read_results find what was trained."""
-    from yolo_kd.runs import changed_args, is_finished, train_teacher
+    from yolo_kd.runs import is_finished, train_teacher
 
     monkeypatch.chdir(tmp_path)
     kw = dict(data=tiny_data, epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0)
@@ -180,6 +180,28 @@ def test_a_relative_run_folder_is_where_the_run_lands(tmp_path, monkeypatch, tin
     assert is_finished("rel/teacher", 1)
     stamp = Path(best).stat().st_mtime_ns
     assert train_teacher("yolov8n.yaml", "rel/teacher", **kw) == best and Path(best).stat().st_mtime_ns == stamp
-    # a finished teacher trained on other data or at another size is not reused (the demo's teacher folder is fixed)
-    assert changed_args("rel/teacher", dict(model="yolov8n.yaml", **kw)) == ""
-    assert changed_args("rel/teacher", dict(kw, data="other.yaml", imgsz=96)) == f"data: {tiny_data} -> other.yaml, imgsz: 64 -> 96"
+
+
+def test_a_finished_teacher_is_reused_only_with_the_same_settings_and_data(tmp_path):
+    """The demo's teacher folder is fixed: a teacher trained on data generated with other settings at the same path,
+    or with other keys, must not be reused; a moved copy of the same data must."""
+    import json
+    import shutil
+
+    from yolo_kd.datasets.shapes import generate
+    from yolo_kd.runs import changed_settings, data_fingerprint, teacher_settings
+
+    data = generate(root=str(tmp_path / "d"), train=4, val=2, imgsz=64, seed=0)
+    kw = dict(data=str(data), epochs=1, imgsz=64)
+    run = tmp_path / "teacher"
+    run.mkdir()
+    assert changed_settings(run, teacher_settings("yolov8n.yaml", kw)) == "no record of its settings"
+    (run / "teacher.json").write_text(json.dumps(teacher_settings("yolov8n.yaml", kw)))
+    assert changed_settings(run, teacher_settings("yolov8n.yaml", kw)) == ""
+    assert changed_settings(run, teacher_settings("yolov8n.yaml", {**kw, "imgsz": 96})) == "imgsz: 64 -> 96"
+    shutil.copytree(tmp_path / "d", tmp_path / "moved")
+    assert data_fingerprint(tmp_path / "moved" / "data.yaml") == data_fingerprint(data)
+    old = data_fingerprint(data)
+    generate(root=str(tmp_path / "d"), train=5, val=2, imgsz=64, seed=0)  # same path, other generator settings
+    assert changed_settings(run, teacher_settings("yolov8n.yaml", kw)) == f"data: {old} -> {data_fingerprint(data)}"
+    assert data_fingerprint("coco8.yaml") == "coco8.yaml"

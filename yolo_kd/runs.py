@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 from pathlib import Path
+
+import yaml
 
 MAP50, MAP = "metrics/mAP50(B)", "metrics/mAP50-95(B)"
 
@@ -29,13 +33,37 @@ def is_finished(run_dir: str | Path, epochs: int) -> bool:
     return bool(rows) and int(rows[-1]["epoch"]) >= epochs and (Path(run_dir) / "weights" / "best.pt").exists()
 
 
-def changed_args(run_dir: str | Path, args: dict) -> str:
-    """'key: saved -> wanted' for each of `args` that differs from the run's args.yaml ('' when none does)."""
-    import yaml
+def data_fingerprint(data: str | Path) -> str:
+    """A short hash of what a data YAML describes, independent of where the dataset lies: the YAML without its `path`
+    key, plus the generator settings of a generated dataset (`generator.yaml` beside it), so data regenerated with
+    other settings at the same path gets another fingerprint and a moved copy keeps its own. A name that is not a
+    file (e.g. 'coco8.yaml', which Ultralytics resolves) is its own fingerprint."""
+    f = Path(data)
+    if not f.is_file():
+        return str(data)
+    text = yaml.safe_dump({k: v for k, v in yaml.safe_load(f.read_text()).items() if k != "path"})
+    stamp = f.parent / "generator.yaml"
+    if stamp.exists():
+        text += yaml.safe_dump({k: v for k, v in yaml.safe_load(stamp.read_text()).items() if k != "root"})
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
-    f = Path(run_dir) / "args.yaml"
-    saved = yaml.safe_load(f.read_text()) if f.exists() else {}
-    return ", ".join(f"{k}: {saved.get(k)} -> {v}" for k, v in args.items() if str(saved.get(k)) != str(v))
+
+def teacher_settings(model: str, kw: dict) -> dict:
+    """What a trained teacher depends on: its model, its training keys, and its data by fingerprint."""
+    out = {k: str(v) for k, v in sorted(kw.items())}
+    out.update(model=str(model), data=data_fingerprint(kw["data"]) if kw.get("data") else "")
+    return out
+
+
+def changed_settings(run_dir: str | Path, settings: dict) -> str:
+    """'key: saved -> wanted' for each setting that differs from the run's `teacher.json` ('' when none does; 'no
+    record of its settings' for a run without one)."""
+    f = Path(run_dir) / "teacher.json"
+    if not f.exists():
+        return "no record of its settings"
+    saved = json.loads(f.read_text())
+    keys = sorted(set(saved) | set(settings))
+    return ", ".join(f"{k}: {saved.get(k)} -> {settings.get(k)}" for k in keys if saved.get(k) != settings.get(k))
 
 
 def count_params(weights: str | Path) -> int:
@@ -47,21 +75,25 @@ def count_params(weights: str | Path) -> int:
 
 
 def train_teacher(model: str, run_dir: str | Path, **kw) -> Path:
-    """Train (or reuse, when finished) a teacher from a model YAML with plain Ultralytics; return best.pt."""
+    """Train a teacher from a model YAML with plain Ultralytics, or reuse a finished one in `run_dir` trained with the
+    same model, keys and data (`teacher.json`); return best.pt."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
     from .trainer import use_all_cpu_cores
 
     run_dir = Path(run_dir).resolve()  # Ultralytics would put a relative project under its runs_dir
+    settings = teacher_settings(model, kw)
     if is_finished(run_dir, kw.get("epochs", 100)):
-        changed = changed_args(run_dir, dict(model=model, **kw))
+        changed = changed_settings(run_dir, settings)
         if not changed:
             return run_dir / "weights" / "best.pt"
-        print(f"yolo-kd: retraining the teacher in {run_dir}: it was trained with other settings ({changed})")
+        print(f"yolo-kd: retraining the teacher in {run_dir}: {changed}")
+    (run_dir / "teacher.json").unlink(missing_ok=True)  # a run killed midway must not look reusable
     t = DetectionTrainer(overrides=dict(model=model, project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **kw))
     if t.device.type == "cpu":
         t.add_callback("on_train_start", lambda tr: use_all_cpu_cores())
     t.train()
+    (run_dir / "teacher.json").write_text(json.dumps(settings, indent=1))
     return t.best
 
 
