@@ -96,6 +96,26 @@ def test_fr_generator_key_selects_the_generator(choice, groups, kernel):
     assert gen(torch.randn(2, 16, 8, 8)).shape == (2, 32, 8, 8)
 
 
+def test_pointwise_projector_on_cpu_equals_its_convolutions():
+    """The CPU path (matrix products over channels) computes what the two 1x1 convolutions compute, gradients too,
+    and keeps the plain Sequential's state_dict keys (checkpoints stay interchangeable)."""
+    from yolo_kd.losses.common import generation_block
+
+    torch.manual_seed(0)
+    proj = generation_block(16, 48, "pointwise")
+    assert list(proj.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    x = torch.randn(3, 16, 5, 7, requires_grad=True)
+    target = torch.randn(3, 48, 5, 7)
+    fast = proj(x)
+    grads_fast = torch.autograd.grad((fast - target).pow(2).mean(), [x, *proj.parameters()])
+    slow = nn.Sequential.forward(proj, x)  # the convolutions themselves
+    grads_slow = torch.autograd.grad((slow - target).pow(2).mean(), [x, *proj.parameters()])
+    assert fast.shape == slow.shape == (3, 48, 5, 7)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads_fast, grads_slow):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_fr_generator_rejects_unknown_choices():
     from yolo_kd.config import KDConfigError
 

@@ -60,6 +60,20 @@ def conv1x1(c_in: int, c_out: int) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel_size=1)
 
 
+class PointwiseProjector(nn.Sequential):
+    """conv1x1-ReLU-conv1x1, (B, c, H, W) -> (B, c_out, H, W). Same modules and state_dict keys as the plain
+    nn.Sequential; on the CPU the two convolutions run as matrix products over the channels (the same arithmetic:
+    oneDNN's 1x1 convolution takes about twice as long forward and backward at detection-head shapes, 11.2 against
+    6.3 ms for the three levels of a yolov8s teacher at 64 px, batch 16). Returns a channels-last view there."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            return super().forward(x)
+        first, act, last = self
+        h = F.linear(x.permute(0, 2, 3, 1), first.weight.flatten(1), first.bias)  # (B, H, W, width)
+        return F.linear(act(h), last.weight.flatten(1), last.bias).permute(0, 3, 1, 2)
+
+
 def generation_block(c: int, c_out: int | None = None, kind: str = "full") -> nn.Sequential:
     """MGD generation block. (B, c, H, W) -> (B, c_out, H, W): conv3x3-ReLU-conv3x3 at width c when c_out is None
     (MGD's design), else conv3x3-ReLU-conv1x1 whose last layer projects to c_out (cheap when c << c_out).
@@ -68,7 +82,7 @@ def generation_block(c: int, c_out: int | None = None, kind: str = "full") -> nn
     Ultralytics' built-in distillation: no spatial context, so each position must carry the teacher's feature itself."""
     if kind == "pointwise":
         width = c_out or c
-        return nn.Sequential(nn.Conv2d(c, width, 1), nn.ReLU(inplace=True), nn.Conv2d(width, width, 1))
+        return PointwiseProjector(nn.Conv2d(c, width, 1), nn.ReLU(inplace=True), nn.Conv2d(width, width, 1))
 
     def conv3x3(c_in: int, c_o: int) -> nn.Module:
         if kind != "separable":
