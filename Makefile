@@ -9,16 +9,22 @@ export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := 0
 export YOLO_CONFIG_DIR := $(CURDIR)/.yolo_config
 
-.PHONY: install demo test test-slow test-ray test-oldest bench clean
+.PHONY: install install-ray demo test test-slow test-ray test-oldest bench clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1 || $(BIN)/pip install -q torch torchvision
+	$(BIN)/pip install -q -e ".[export,test]"
+	touch $@
+
+$(BIN)/.installed-ray: $(BIN)/.installed
 	$(BIN)/pip install -q -e ".[export,test,ray]"
 	touch $@
 
 install: $(BIN)/.installed
+
+install-ray: $(BIN)/.installed-ray  # Ray Tune, for the slow suite's real 2-trial search (make test-slow, test-ray)
 
 demo: install
 	$(BIN)/yolo-kd demo
@@ -26,10 +32,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-slow: install
+test-slow: install-ray
 	$(BIN)/python -m pytest -q -m slow
 
-test-ray: install
+test-ray: install-ray
 	$(BIN)/python -m pytest -q -m ray
 
 OLDEST := $(shell sed -n 's/^ULTRALYTICS_MIN = "\(.*\)".*/\1/p' yolo_kd/compat.py)
