@@ -79,6 +79,7 @@ def train_teacher(model: str, run_dir: str | Path, **kw) -> Path:
     same model, keys and data (`teacher.json`); return best.pt."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
+    from .checkpoints import atomic_write
     from .trainer import use_all_cpu_cores
 
     run_dir = Path(run_dir).resolve()  # Ultralytics would put a relative project under its runs_dir
@@ -93,7 +94,7 @@ def train_teacher(model: str, run_dir: str | Path, **kw) -> Path:
     if t.device.type == "cpu":
         t.add_callback("on_train_start", lambda tr: use_all_cpu_cores())
     t.train()
-    (run_dir / "teacher.json").write_text(json.dumps(settings, indent=1))
+    atomic_write(run_dir / "teacher.json", json.dumps(settings, indent=1).encode())  # a kill never leaves half a record
     return t.best
 
 
