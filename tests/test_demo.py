@@ -3,6 +3,8 @@ closing table (in `make test`), and a second run with another students' seed reu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import pytest
 
@@ -25,8 +27,6 @@ def demo(tmp_path_factory):
 
 
 def test_demo_writes_picture_attention_and_table(demo):
-    from pathlib import Path
-
     kw, rows, out = demo
     project = Path(kw["project"])
     assert set(rows) == {"teacher", "baseline", "distilled"}
@@ -46,8 +46,6 @@ def test_demo_writes_picture_attention_and_table(demo):
 
 @pytest.mark.slow
 def test_a_second_demo_reuses_the_teacher(demo, capsys):
-    from pathlib import Path
-
     from yolo_kd.demo import run_demo
 
     kw, _, _ = demo
