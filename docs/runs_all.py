@@ -31,8 +31,9 @@ def rows(bench_dir: Path) -> list[dict]:
 
 if __name__ == "__main__":
     src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+    runs = rows(src)
     with dst.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows(src))
-    print(f"{dst}: {len(rows(src))} runs")
+        writer.writerows(runs)
+    print(f"{dst}: {len(runs)} runs")
