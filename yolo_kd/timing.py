@@ -14,11 +14,13 @@ import torch
 from ultralytics.utils.torch_utils import unwrap_model
 
 
-def _timed(fn, device: torch.device) -> float:
+def _timed(fn, device: torch.device, amp: bool | torch.dtype = False) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t0 = time.perf_counter()
-    fn()
+    dtype = amp if isinstance(amp, torch.dtype) else None
+    with torch.autocast(device.type, dtype=dtype, enabled=bool(amp)):  # as Ultralytics' step: mixed precision if AMP
+        fn()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - t0
@@ -45,24 +47,28 @@ def step_overhead(trainer, batches: int = 6, warmup: int = 2) -> dict:
         def plain_loss(b):
             return crit.base(student(b["img"]), b)[0].sum()
 
+    amp = torch.bfloat16 if getattr(trainer.args, "amp", None) == "bf16" else bool(getattr(trainer, "amp", False))
     model.train()
     times = {"kd_step": [], "student_step": [], "teacher_forward": []}
-    # a fresh loader: the training loader's workers are closed once training ends
+    # a fresh loader (the training loader's workers are closed once training ends), read in full before timing so
+    # that its workers do not compete with the timed steps for the CPU
     loader = trainer.get_dataloader(trainer.data["train"], batch_size=trainer.batch_size, rank=-1, mode="train")
-    it = iter(loader)
-    for i in range(batches + warmup):
+    raw, it = [], iter(loader)
+    while len(raw) < batches + warmup:
         try:
-            batch = trainer.preprocess_batch(next(it))
+            raw.append(next(it))
         except StopIteration:
             it = iter(loader)
-            batch = trainer.preprocess_batch(next(it))
+    del it
+    for i, b in enumerate(raw):
+        batch = trainer.preprocess_batch(dict(b))  # a copy: the read batches stay on the CPU
         steps = {
             "kd_step": lambda: kd_loss(batch).backward(),
             "student_step": lambda: plain_loss(batch).backward(),
             "teacher_forward": lambda: torch.no_grad()(teacher_fn)(batch["img"]),
         }
         for name, fn in steps.items():
-            t = _timed(fn, device)
+            t = _timed(fn, device, amp)
             if i >= warmup:
                 times[name].append(t)
         trainer.optimizer.zero_grad()
