@@ -205,3 +205,32 @@ def test_a_finished_teacher_is_reused_only_with_the_same_settings_and_data(tmp_p
     generate(root=str(tmp_path / "d"), train=5, val=2, imgsz=64, seed=0)  # same path, other generator settings
     assert changed_settings(run, teacher_settings("yolov8n.yaml", kw)) == f"data: {old} -> {data_fingerprint(data)}"
     assert data_fingerprint("coco8.yaml") == "coco8.yaml"
+
+
+def test_bench_refuses_to_reuse_a_run_trained_with_other_kd_settings(tmp_path, tiny_data):
+    """A finished run is reused by folder name only while its recorded kd.yaml still matches what the method means
+    today; otherwise the bench stops before training anything and names the differing key."""
+    import yaml
+
+    from yolo_kd.bench import run_bench
+    from yolo_kd.runs import kd_settings_for, stale_kd_keys
+
+    run = tmp_path / "micro" / "paper-s0"
+    (run / "weights").mkdir(parents=True)
+    (run / "weights" / "best.pt").write_bytes(b"")
+    (run / "results.csv").write_text("epoch,time\n1,1.0\n")
+    (run / "bench.json").write_text('{"method": "paper", "seed": 0}')
+    recorded = kd_settings_for("paper")
+    (run / "kd.yaml").write_text(yaml.safe_dump(recorded))
+    assert stale_kd_keys(run, "paper") == []
+    assert stale_kd_keys(run, "none") == [] and kd_settings_for("ultralytics") is None
+    assert stale_kd_keys(run, "paper_with_fam") == [f"fam: {recorded['fam']} -> 6.0"]
+    other = "constant" if recorded["kd_schedule"] != "constant" else "cosine"
+    (run / "kd.yaml").write_text(yaml.safe_dump({**recorded, "kd_schedule": other}))
+    assert stale_kd_keys(run, "paper") == [f"kd_schedule: {other} -> {recorded['kd_schedule']}"]
+    teacher = tmp_path / "teacher.pt"
+    teacher.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"kd_schedule: {other} -> .*rename it to paper_old-s0"):
+        run_bench("cfg/bench_micro.yaml", project=str(tmp_path), data=tiny_data, teacher=str(teacher),
+                  methods="paper")
+    assert not (tmp_path / "micro" / "none-s0").exists()  # nothing trained

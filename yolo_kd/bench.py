@@ -1,7 +1,9 @@
 """`yolo-kd bench`: every method on the same data, seeds, epochs and augmentation; a table, a CSV and a plot.
 
 Each (method, seed) trains in its own subprocess (clean peak-memory reading, no state leaking between runs) and
-writes `bench.json` in its run directory; a finished run is never repeated, so an interrupted bench resumes.
+writes `bench.json` in its run directory; a finished run is never repeated, so an interrupted bench resumes. A finished
+run whose recorded KD settings (kd.yaml) differ from what its method means today stops the bench with an error instead
+of being reused.
 
     yolo-kd bench preset=cfg/bench_quick.yaml
     yolo-kd bench teacher=runs/t/weights/best.pt student=yolov8n.yaml data=d.yaml methods=none,paper,ultralytics
@@ -19,7 +21,17 @@ from pathlib import Path
 
 import yaml
 
-from .runs import MAP, MAP50, count_params, epoch_time, is_finished, read_results, train_student, train_teacher
+from .runs import (
+    MAP,
+    MAP50,
+    count_params,
+    epoch_time,
+    is_finished,
+    read_results,
+    stale_kd_keys,
+    train_student,
+    train_teacher,
+)
 
 BENCH = dict(
     name="bench",
@@ -414,7 +426,14 @@ def run_bench(preset: str | None = None, **overrides) -> Path:
         for method in cfg["methods"]:
             run_dir = out / f"{Path(method).stem}-s{seed}"  # a preset path runs under its file name
             run_dirs[(method, seed)] = run_dir
-            if not ((run_dir / "bench.json").exists() and is_finished(run_dir, cfg["epochs"])):
+            finished = (run_dir / "bench.json").exists() and is_finished(run_dir, cfg["epochs"])
+            if finished and (stale := stale_kd_keys(run_dir, method)):
+                raise ValueError(
+                    f"{run_dir} was trained with other KD settings than '{method}' has now ({'; '.join(stale[:3])}"
+                    f"{'; ...' if len(stale) > 3 else ''}): move or delete it to retrain it, e.g. rename it to "
+                    f"{Path(method).stem}_old-s{seed} (and set \"method\" in its bench.json) to keep it"
+                )
+            if not finished:
                 train = dict(model=student, epochs=cfg["epochs"], seed=seed, **common)
                 if method == "ultralytics":
                     train["dis"] = cfg["dis"]

@@ -33,6 +33,29 @@ def is_finished(run_dir: str | Path, epochs: int) -> bool:
     return bool(rows) and int(rows[-1]["epoch"]) >= epochs and (Path(run_dir) / "weights" / "best.pt").exists()
 
 
+def kd_settings_for(method: str) -> dict | None:
+    """The KD settings (as a run's kd.yaml records them) that `train_student(method, ...)` would use today; None for
+    'none' and 'ultralytics', whose results do not depend on yolo-kd's KD keys."""
+    from .config import KDConfig, find_preset, methods
+
+    if method in ("none", "ultralytics"):
+        return None
+    own_method = method in methods() and method != "paper"
+    return KDConfig.from_overrides(dict(method=method) if own_method else dict(kd=str(find_preset(method)))).as_dict()
+
+
+def stale_kd_keys(run_dir: str | Path, method: str) -> list[str]:
+    """KD keys whose value in `run_dir`/kd.yaml differs from what `method` resolves to today, as 'key: recorded ->
+    now' (a key that the run did not record counts as differing). Empty when they agree or nothing is recorded."""
+    now, f = kd_settings_for(method), Path(run_dir) / "kd.yaml"
+    if now is None or not f.exists():
+        return []
+    recorded = yaml.safe_load(f.read_text()) or {}
+    missing = object()
+    return [f"{k}: {recorded.get(k, '(not recorded)')} -> {v}" for k, v in now.items()
+            if k not in ("teacher", "kd") and recorded.get(k, missing) != v]
+
+
 def data_fingerprint(data: str | Path) -> str:
     """A short hash of what a data YAML describes, independent of where the dataset lies: the YAML without its `path`
     key, plus the generator settings of a generated dataset (`generator.yaml` beside it), so data regenerated with
