@@ -33,15 +33,24 @@ def is_finished(run_dir: str | Path, epochs: int) -> bool:
     return bool(rows) and int(rows[-1]["epoch"]) >= epochs and (Path(run_dir) / "weights" / "best.pt").exists()
 
 
+def kd_overrides(method: str) -> dict:
+    """The KDTrainer keys that select a bench `method`: a registered method by name (`none` included), anything
+    else, `paper` too, as a preset (cfg/paper.yaml, or an ablation such as paper_with_dkd)."""
+    from .config import find_preset, methods
+
+    if method in methods() and method != "paper":
+        return dict(method=method)
+    return dict(kd=str(find_preset(method)))
+
+
 def kd_settings_for(method: str) -> dict | None:
     """The KD settings (as a run's kd.yaml records them) that `train_student(method, ...)` would use today; None for
     'none' and 'ultralytics', whose results do not depend on yolo-kd's KD keys."""
-    from .config import KDConfig, find_preset, methods
+    from .config import KDConfig
 
     if method in ("none", "ultralytics"):
         return None
-    own_method = method in methods() and method != "paper"
-    return KDConfig.from_overrides(dict(method=method) if own_method else dict(kd=str(find_preset(method)))).as_dict()
+    return KDConfig.from_overrides(kd_overrides(method)).as_dict()
 
 
 def stale_kd_keys(run_dir: str | Path, method: str) -> list[str]:
@@ -51,9 +60,8 @@ def stale_kd_keys(run_dir: str | Path, method: str) -> list[str]:
     if now is None or not f.exists():
         return []
     recorded = yaml.safe_load(f.read_text()) or {}
-    missing = object()
     return [f"{k}: {recorded.get(k, '(not recorded)')} -> {v}" for k, v in now.items()
-            if k not in ("teacher", "kd") and recorded.get(k, missing) != v]
+            if k not in ("teacher", "kd") and (k not in recorded or recorded[k] != v)]
 
 
 def data_fingerprint(data: str | Path) -> str:
@@ -126,7 +134,6 @@ def train_student(method: str, run_dir: str | Path, teacher: str | None, **kw):
     other method (including 'none' and preset names such as 'paper_with_dkd') uses KDTrainer. Returns the trainer."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    from .config import find_preset, methods
     from .trainer import KDTrainer, use_all_cpu_cores
 
     run_dir = Path(run_dir).resolve()  # Ultralytics would put a relative project under its runs_dir
@@ -136,9 +143,7 @@ def train_student(method: str, run_dir: str | Path, teacher: str | None, **kw):
         t = DetectionTrainer(overrides=dict(distill_model=teacher, dis=dis, **common))
         if t.device.type == "cpu":
             t.add_callback("on_train_start", lambda tr: use_all_cpu_cores())
-    elif method in methods() and method != "paper":
-        t = KDTrainer(overrides=dict(method=method, teacher=None if method == "none" else teacher, **common))
-    else:  # a preset: paper (cfg/paper.yaml) or an ablation such as paper_with_dkd
-        t = KDTrainer(overrides=dict(kd=str(find_preset(method)), teacher=teacher, **common))
+    else:
+        t = KDTrainer(overrides=dict(**kd_overrides(method), teacher=None if method == "none" else teacher, **common))
     t.train()
     return t
