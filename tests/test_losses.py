@@ -389,6 +389,9 @@ def test_kd_schedule():
     assert kd_scale(20, 30, off_last=10) == 0 and kd_scale(19.9, 30, off_last=10) == 1
     assert kd_scale(10, 20, schedule="cosine") == pytest.approx(0.5) and kd_scale(0.01, 20, schedule="cosine") > 0.99
     assert kd_scale(15, 30, schedule="cosine", off_last=10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.75)))
+    assert kd_scale(10, 20, schedule="cosine", final=0.4) == pytest.approx(0.7)  # 0.4 + 0.6 * 0.5
+    assert kd_scale(19.999, 20, schedule="cosine", final=0.4) == pytest.approx(0.4, abs=1e-6)
+    assert kd_scale(10, 20, final=0.4) == 1  # constant ignores it
 
 
 def test_near_constant_channel_does_not_dominate():

@@ -352,7 +352,7 @@ class KDTrainer(DetectionTrainer):
             return
         c = self.kd_cfg
         done = getattr(self, "epoch", 0) + self._batches_this_epoch / max(len(self.train_loader), 1)
-        crit.scale = kd_scale(done, self.epochs, c.kd_warmup, c.kd_schedule, int(c.kd_off_last))
+        crit.scale = kd_scale(done, self.epochs, c.kd_warmup, c.kd_schedule, int(c.kd_off_last), c.kd_final)
         self._batches_this_epoch += 1
 
     def log_fam_alpha(self) -> None:
