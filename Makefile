@@ -11,11 +11,12 @@ export YOLO_CONFIG_DIR := $(CURDIR)/.yolo_config
 
 .PHONY: install install-ray demo test test-slow test-ray test-oldest bench clean
 
+# --no-compile: Python compiles only the modules it imports, on first import (about 15 s less install on 2 cores)
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1 || $(BIN)/pip install -q torch torchvision
-	$(BIN)/pip install -q -e ".[export,test]"
+	$(BIN)/pip install -q --no-compile torch==2.14.1 torchvision==0.29.1 || $(BIN)/pip install -q --no-compile torch torchvision
+	$(BIN)/pip install -q --no-compile -e ".[export,test]"
 	touch $@
 
 $(BIN)/.installed-ray: $(BIN)/.installed

@@ -394,6 +394,30 @@ def test_kd_schedule():
     assert kd_scale(10, 20, final=0.4) == 1  # constant ignores it
 
 
+def test_finetuning_defaults_apply_below_presets_and_explicit_keys(tmp_path):
+    from yolo_kd.config import KDConfigError, starts_from_weights
+
+    dkd = {"tckd": 1.0, "nckd": 2.0, "bgkd": 0.5}
+
+    def logit_weights(kd, finetuning):
+        cfg = KDConfig.from_overrides(kd, finetuning=finetuning)
+        return {k: getattr(cfg, k) for k in dkd}
+
+    assert logit_weights({}, False) == dict.fromkeys(dkd, 0.0)  # from scratch: off
+    assert logit_weights({}, True) == dkd  # fine-tuning: cfg/finetune.yaml
+    assert logit_weights({"tckd": 0.3}, True) == {**dkd, "tckd": 0.3}  # explicit keys win
+    assert logit_weights({"kd": "paper_no_sam"}, True) == dkd  # a preset without these keys keeps them
+    assert logit_weights({"kd_finetune": ""}, True) == dict.fromkeys(dkd, 0.0)  # switched off
+    own = tmp_path / "ft.yaml"
+    own.write_text("nckd: 0.0\nmethod: cwd\n")
+    cfg = KDConfig.from_overrides({"kd_finetune": str(own)}, finetuning=True)
+    assert (cfg.nckd, cfg.tckd, cfg.method) == (0.0, 0.0, "paper")  # its method is not applied
+    with pytest.raises(KDConfigError, match="'missing' not found"):
+        KDConfig.from_overrides({"kd_finetune": "missing"})  # checked from scratch too
+    assert starts_from_weights({"model": "a/best.pt"}) and starts_from_weights({"model": "yolov8n.yaml", "pretrained": "w.pt"})
+    assert not starts_from_weights({"model": "yolov8n.yaml", "pretrained": True})
+
+
 def test_near_constant_channel_does_not_dominate():
     x = torch.randn(4, 8, 6, 6)
     x[:, 0] = 3.0 + 1e-4 * torch.randn(4, 6, 6)  # a near-flat channel

@@ -78,6 +78,23 @@ def test_checkpoint_holds_the_student_only_and_loads_in_plain_ultralytics(cli_ru
     assert len(results) == 1
 
 
+def test_student_from_trained_weights_gets_the_finetuning_defaults(workdir, tiny_data, tiny_teacher):
+    """model=*.pt turns on cfg/finetune.yaml's logit terms (recorded in kd.yaml); a YAML student and kd_finetune=''
+    keep the from-scratch defaults."""
+    import yaml
+
+    from yolo_kd import KDTrainer
+
+    def recorded(name, **kw):
+        t = KDTrainer(overrides=tiny_overrides(workdir, tiny_data, tiny_teacher, name, **kw))
+        kd = yaml.safe_load((t.save_dir / "kd.yaml").read_text())
+        return kd["tckd"], kd["nckd"], kd["bgkd"]
+
+    assert recorded("ft-pt", model=tiny_teacher) == (1.0, 2.0, 0.5)
+    assert recorded("ft-yaml") == (0.0, 0.0, 0.0)
+    assert recorded("ft-off", model=tiny_teacher, kd_finetune="") == (0.0, 0.0, 0.0)
+
+
 def test_teacher_frozen_and_adapters_trained(workdir, tiny_data, tiny_teacher):
     from ultralytics.utils.torch_utils import unwrap_model
 

@@ -26,7 +26,7 @@ def plan(teacher: str | None = None, student: str | None = None, data: str | Non
     from ultralytics.data.utils import check_det_dataset
     from ultralytics.nn.tasks import DetectionModel
 
-    from .config import KDConfig, KDConfigError, split_overrides, summarize_names
+    from .config import KDConfig, KDConfigError, split_overrides, starts_from_weights, summarize_names
     from .distiller import build_distiller
     from .preflight import check_student
     from .teacher import check_channels, check_levels, class_names, detect_head, load_teacher
@@ -36,7 +36,7 @@ def plan(teacher: str | None = None, student: str | None = None, data: str | Non
         if not (teacher and student and data):
             raise KDConfigError("'yolo-kd check' needs teacher=, student= and data=")
         _, kd = split_overrides({**kd_keys, "teacher": teacher})
-        cfg = KDConfig.from_overrides(kd)
+        cfg = KDConfig.from_overrides(kd, finetuning=starts_from_weights({"model": student}))
         d = check_det_dataset(data)
         channels = d.get("channels", 3)
         s_model = check_student(student)

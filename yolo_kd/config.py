@@ -132,16 +132,33 @@ def split_overrides(overrides: dict | None) -> tuple[dict, dict]:
     return ul, kd
 
 
+def starts_from_weights(ul: dict) -> bool:
+    """True when Ultralytics overrides make the student start from trained weights (model=*.pt or pretrained=*.pt),
+    i.e. fine-tuning rather than training from scratch."""
+    return str(ul.get("model") or "").endswith(".pt") or str(ul.get("pretrained") or "").endswith(".pt")
+
+
+def finetune_summary(cfg) -> str:
+    """'tckd=1.0, nckd=2.0, bgkd=0.5': the keys of cfg's `kd_finetune` preset with the values cfg ended up with."""
+    keys = [k for k in load_preset(cfg.kd_finetune) if k not in ("method", "kd")]
+    return ", ".join(f"{k}={getattr(cfg, k)}" for k in keys)
+
+
 class KDConfig(SimpleNamespace):
-    """Validated KD settings: defaults < preset (`kd=`) < explicit keys."""
+    """Validated KD settings: defaults < fine-tuning preset (`kd_finetune`, students that start from trained weights)
+    < preset (`kd=`) < explicit keys."""
 
     @classmethod
-    def from_overrides(cls, kd_overrides: dict | None = None) -> KDConfig:
-        """Build from KD overrides, loading the `kd=` preset if given, and validate."""
+    def from_overrides(cls, kd_overrides: dict | None = None, finetuning: bool = False) -> KDConfig:
+        """Build from KD overrides, loading the `kd=` preset if given (and the `kd_finetune` preset when
+        `finetuning`), and validate."""
         kd_overrides = dict(kd_overrides or {})
         values = kd_defaults()
-        if kd_overrides.get("kd"):
-            values.update({k: v for k, v in load_preset(kd_overrides["kd"]).items() if k in values})
+        preset = {k: v for k, v in load_preset(kd_overrides["kd"]).items() if k in values} if kd_overrides.get("kd") else {}
+        finetune = {**values, **preset, **kd_overrides}["kd_finetune"]
+        if finetuning and finetune:
+            values.update({k: v for k, v in load_preset(finetune).items() if k in values and k not in ("method", "kd")})
+        values.update(preset)
         values.update(kd_overrides)
         cfg = cls(**values)
         cfg.validate()
@@ -174,6 +191,8 @@ class KDConfig(SimpleNamespace):
         for k in fractions:
             if not 0 <= getattr(self, k) < 1:
                 raise KDConfigError(f"'{k}={getattr(self, k)}' must lie in [0, 1)")
+        if self.kd_finetune:
+            find_preset(self.kd_finetune)  # a missing fine-tuning preset fails from scratch too, before any file
         for k in SHARES:
             if not 0 <= getattr(self, k) <= 1:
                 raise KDConfigError(f"'{k}={getattr(self, k)}' must lie in [0, 1]")

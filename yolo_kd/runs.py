@@ -43,20 +43,25 @@ def kd_overrides(method: str) -> dict:
     return dict(kd=str(find_preset(method)))
 
 
-def kd_settings_for(method: str) -> dict | None:
-    """The KD settings (as a run's kd.yaml records them) that `train_student(method, ...)` would use today; None for
-    'none' and 'ultralytics', whose results do not depend on yolo-kd's KD keys."""
+def kd_settings_for(method: str, finetuning: bool = False) -> dict | None:
+    """The KD settings (as a run's kd.yaml records them) that `train_student(method, ...)` would use today for a
+    student from scratch or, with `finetuning`, from trained weights; None for 'none' and 'ultralytics', whose results
+    do not depend on yolo-kd's KD keys."""
     from .config import KDConfig
 
     if method in ("none", "ultralytics"):
         return None
-    return KDConfig.from_overrides(kd_overrides(method)).as_dict()
+    return KDConfig.from_overrides(kd_overrides(method), finetuning=finetuning).as_dict()
 
 
 def stale_kd_keys(run_dir: str | Path, method: str) -> list[str]:
     """KD keys whose value in `run_dir`/kd.yaml differs from what `method` resolves to today, as 'key: recorded ->
     now' (a key that the run did not record counts as differing). Empty when they agree or nothing is recorded."""
-    now, f = kd_settings_for(method), Path(run_dir) / "kd.yaml"
+    from .config import starts_from_weights
+
+    args = Path(run_dir) / "args.yaml"
+    finetuning = args.exists() and starts_from_weights(yaml.safe_load(args.read_text()) or {})
+    now, f = kd_settings_for(method, finetuning), Path(run_dir) / "kd.yaml"
     if now is None or not f.exists():
         return []
     recorded = yaml.safe_load(f.read_text()) or {}

@@ -42,7 +42,7 @@ from .checkpoints import (
     staged_checkpoints,
 )
 from .classmap import ClassMap, resolve_class_map
-from .config import KDConfig, kd_defaults, split_overrides, summarize_names
+from .config import KDConfig, finetune_summary, kd_defaults, split_overrides, starts_from_weights, summarize_names
 from .criterion import KDCriterion, KDTrainingError
 from .distiller import build_distiller
 from .preflight import check_device, check_student, check_ultralytics_args, check_writable, resolve_resume, run_parent
@@ -113,7 +113,12 @@ class KDTrainer(DetectionTrainer):
             path, ckpt = resolve_resume(ul)  # `resume=True model=last.pt` or a bare `resume=True`
             ul["resume"] = ul["model"] = path
             kd = self._kd_settings_for_resume(path, ckpt, kd)
-        self.kd_cfg = KDConfig.from_overrides(kd)
+        finetuning = not resuming and starts_from_weights(ul)
+        self.kd_cfg = KDConfig.from_overrides(kd, finetuning=finetuning)
+        if finetuning and self.kd_cfg.kd_finetune and self.kd_cfg.method != "none":
+            LOGGER.info(f"{colorstr('KD:')} the student starts from trained weights: defaults from "
+                        f"kd_finetune={self.kd_cfg.kd_finetune} ({finetune_summary(self.kd_cfg)}); kd_finetune='' keeps "
+                        f"the from-scratch defaults")
         check_device(ul.get("device"))
         student = None
         if not resuming:

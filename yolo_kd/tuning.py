@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import ALIASES, TRAINER_DEFAULTS, KDConfig, KDConfigError, kd_defaults, split_overrides, suggest
+from .config import ALIASES, TRAINER_DEFAULTS, KDConfig, KDConfigError, kd_defaults, split_overrides, starts_from_weights, suggest
 from .losses.registry import REGISTRY
 
 # KD keys of the trainer that a default space searches, with their bounds (fractions of the run, epochs)
@@ -144,7 +144,7 @@ def _kd_tuner_class():
         """Ultralytics' Tuner whose args also hold the KD keys, and whose trials train with KDTrainer."""
 
         def __init__(self, args: dict, kd: dict, space: dict):
-            self.kd_cfg = KDConfig.from_overrides(kd)
+            self.kd_cfg = KDConfig.from_overrides(kd, finetuning=starts_from_weights(args))  # trials get every key
             super().__init__({**args, "space": space, "mode": "train"})
             for k, v in self.kd_cfg.as_dict().items():
                 setattr(self.args, k, v)
