@@ -154,9 +154,11 @@ class KDConfig(SimpleNamespace):
         `finetuning`), and validate."""
         kd_overrides = dict(kd_overrides or {})
         values = kd_defaults()
-        preset = {k: v for k, v in load_preset(kd_overrides["kd"]).items() if k in values} if kd_overrides.get("kd") else {}
+        preset = {}
+        if kd_overrides.get("kd"):
+            preset = {k: v for k, v in load_preset(kd_overrides["kd"]).items() if k in values}
         finetune = {**values, **preset, **kd_overrides}["kd_finetune"]
-        if finetuning and finetune:
+        if finetuning and finetune:  # below the preset and the explicit keys; never the method
             values.update({k: v for k, v in load_preset(finetune).items() if k in values and k not in ("method", "kd")})
         values.update(preset)
         values.update(kd_overrides)

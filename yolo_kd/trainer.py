@@ -117,8 +117,8 @@ class KDTrainer(DetectionTrainer):
         self.kd_cfg = KDConfig.from_overrides(kd, finetuning=finetuning)
         if finetuning and self.kd_cfg.kd_finetune and self.kd_cfg.method != "none":
             LOGGER.info(f"{colorstr('KD:')} the student starts from trained weights: defaults from "
-                        f"kd_finetune={self.kd_cfg.kd_finetune} ({finetune_summary(self.kd_cfg)}); kd_finetune='' keeps "
-                        f"the from-scratch defaults")
+                        f"kd_finetune={self.kd_cfg.kd_finetune} ({finetune_summary(self.kd_cfg)}); "
+                        f"kd_finetune='' keeps the from-scratch defaults")
         check_device(ul.get("device"))
         student = None
         if not resuming:

@@ -19,7 +19,16 @@ from pathlib import Path
 
 import yaml
 
-from .config import ALIASES, TRAINER_DEFAULTS, KDConfig, KDConfigError, kd_defaults, split_overrides, starts_from_weights, suggest
+from .config import (
+    ALIASES,
+    TRAINER_DEFAULTS,
+    KDConfig,
+    KDConfigError,
+    kd_defaults,
+    split_overrides,
+    starts_from_weights,
+    suggest,
+)
 from .losses.registry import REGISTRY
 
 # KD keys of the trainer that a default space searches, with their bounds (fractions of the run, epochs)
