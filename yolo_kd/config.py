@@ -138,10 +138,14 @@ def starts_from_weights(ul: dict) -> bool:
     return str(ul.get("model") or "").endswith(".pt") or str(ul.get("pretrained") or "").endswith(".pt")
 
 
+def finetune_preset(name: str | Path) -> dict:
+    """The KD keys that a `kd_finetune` preset sets: its own and its base's, never `method` (or `kd`)."""
+    return {k: v for k, v in load_preset(name).items() if k in kd_defaults() and k not in ("method", "kd")}
+
+
 def finetune_summary(cfg) -> str:
     """'tckd=1.0, nckd=2.0, bgkd=0.5': the keys of cfg's `kd_finetune` preset with the values cfg ended up with."""
-    keys = [k for k in load_preset(cfg.kd_finetune) if k not in ("method", "kd")]
-    return ", ".join(f"{k}={getattr(cfg, k)}" for k in keys)
+    return ", ".join(f"{k}={getattr(cfg, k)}" for k in finetune_preset(cfg.kd_finetune))
 
 
 class KDConfig(SimpleNamespace):
@@ -159,7 +163,7 @@ class KDConfig(SimpleNamespace):
             preset = {k: v for k, v in load_preset(kd_overrides["kd"]).items() if k in values}
         finetune = {**values, **preset, **kd_overrides}["kd_finetune"]
         if finetuning and finetune:  # below the preset and the explicit keys; never the method
-            values.update({k: v for k, v in load_preset(finetune).items() if k in values and k not in ("method", "kd")})
+            values.update(finetune_preset(finetune))
         values.update(preset)
         values.update(kd_overrides)
         cfg = cls(**values)
