@@ -42,11 +42,6 @@ def test_demo_writes_picture_attention_and_table(demo):
     assert f"{project / 'compare.png'}" in out and f"{project / 'attention'}" in out
     assert rows["distilled"]["onnx"] < 1e-3
     assert rows["teacher"]["params"] > rows["distilled"]["params"] == rows["baseline"]["params"]
-    # the students warm up over 3 epochs (the recipe the KD defaults were chosen with), the teacher over 1
-    import yaml
-
-    warmup = {k: yaml.safe_load((project / k / "args.yaml").read_text())["warmup_epochs"] for k in rows}
-    assert warmup == {"teacher": 1, "baseline": 3, "distilled": 3}
 
 
 @pytest.mark.slow
