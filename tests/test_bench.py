@@ -56,10 +56,10 @@ def test_bench_settings_refuse_bad_keys():
         load_settings("cfg/bench_micro.yaml", train_args={"nbz": 16})
     classmap = load_settings("cfg/bench_classmap.yaml")
     assert classmap["relabel"] == ["star", "circle", "cross"] and classmap["dataset"]["classes"] == 8
-    ft = load_settings("cfg/bench_cpu_ft.yaml")  # extends cfg/bench_cpu.yaml, adds the pretrained student
+    cpu, ft = load_settings("cfg/bench_cpu.yaml"), load_settings("cfg/bench_cpu_ft.yaml")  # ft extends cpu
     assert ft["student_pretrain"]["epochs"] > 0 and ft["teacher_args"] == {"batch": 8, "nbs": 8, "warmup_epochs": 1}
-    assert ft["train_args"]["warmup_epochs"] == 1 and load_settings("cfg/bench_cpu.yaml")["train_args"]["warmup_epochs"] == 3
-    assert ft["dataset"] == load_settings("cfg/bench_cpu.yaml")["dataset"]
+    assert ft["train_args"]["warmup_epochs"] == 1 and cpu["train_args"]["warmup_epochs"] == 3
+    assert ft["dataset"] == cpu["dataset"]
     with pytest.raises(KDConfigError, match="student_pretrain"):
         load_settings("cfg/bench_micro.yaml", student_pretrain="{epochs: 2}")
     with pytest.raises(KDConfigError, match="teacher_args holds KD keys"):
