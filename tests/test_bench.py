@@ -60,6 +60,9 @@ def test_bench_settings_refuse_bad_keys():
     assert ft["student_pretrain"]["epochs"] > 0 and ft["teacher_args"] == {"batch": 8, "nbs": 8, "warmup_epochs": 1}
     assert ft["train_args"]["warmup_epochs"] == 1 and cpu["train_args"]["warmup_epochs"] == 3
     assert ft["dataset"] == cpu["dataset"]
+    tune = load_settings("cfg/bench_tune64_w3_strong.yaml")  # the from-scratch tuning set: the bench's recipe, other data
+    assert tune["train_args"] == cpu["train_args"] and tune["epochs"] == cpu["epochs"] and tune["teacher_epochs"] == 150
+    assert tune["dataset"]["seed"] != cpu["dataset"]["seed"] and tune["dataset"]["root"] != cpu["dataset"]["root"]
     with pytest.raises(KDConfigError, match="student_pretrain"):
         load_settings("cfg/bench_micro.yaml", student_pretrain="{epochs: 2}")
     with pytest.raises(KDConfigError, match="teacher_args holds KD keys"):
