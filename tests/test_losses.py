@@ -410,6 +410,9 @@ def test_finetuning_defaults_apply_below_presets_and_explicit_keys(tmp_path):
     assert logit_weights({"kd_finetune": ""}, True) == dict.fromkeys(dkd, 0.0)  # switched off
     # the KD ramp: none from scratch (the LR warm-up ramps), a tenth of the epochs when fine-tuning
     assert (KDConfig.from_overrides({}).kd_warmup, KDConfig.from_overrides({}, finetuning=True).kd_warmup) == (0.0, 0.1)
+    # the KD schedule: a constant weight from scratch, the cosine decay that fine-tuning was measured with
+    scratch, finetune = KDConfig.from_overrides({}), KDConfig.from_overrides({}, finetuning=True)
+    assert (scratch.kd_schedule, finetune.kd_schedule) == ("constant", "cosine")
     own = tmp_path / "ft.yaml"
     own.write_text("nckd: 0.0\nmethod: cwd\n")
     cfg = KDConfig.from_overrides({"kd_finetune": str(own)}, finetuning=True)
