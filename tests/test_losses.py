@@ -408,10 +408,10 @@ def test_finetuning_defaults_apply_below_presets_and_explicit_keys(tmp_path):
     assert logit_weights({"tckd": 0.3}, True) == {**dkd, "tckd": 0.3}  # explicit keys win
     assert logit_weights({"kd": "paper_no_sam"}, True) == dkd  # a preset without these keys keeps them
     assert logit_weights({"kd_finetune": ""}, True) == dict.fromkeys(dkd, 0.0)  # switched off
-    # the KD ramp: none from scratch (the LR warm-up ramps), a tenth of the epochs when fine-tuning
-    assert (KDConfig.from_overrides({}).kd_warmup, KDConfig.from_overrides({}, finetuning=True).kd_warmup) == (0.0, 0.1)
-    # the KD schedule: a constant weight from scratch, the cosine decay that fine-tuning was measured with
     scratch, finetune = KDConfig.from_overrides({}), KDConfig.from_overrides({}, finetuning=True)
+    # the KD ramp: none from scratch (the LR warm-up ramps), a tenth of the epochs when fine-tuning
+    assert (scratch.kd_warmup, finetune.kd_warmup) == (0.0, 0.1)
+    # the KD schedule: a constant weight from scratch, the cosine decay that fine-tuning was measured with
     assert (scratch.kd_schedule, finetune.kd_schedule) == ("constant", "cosine")
     own = tmp_path / "ft.yaml"
     own.write_text("nckd: 0.0\nmethod: cwd\n")
