@@ -112,6 +112,20 @@ def test_per_seed_table_pairs_each_gain_with_its_own_seed():
     assert lines[-1] == "| paper | 0.250 (+5.0) | 0.290 (-1.0) |"
 
 
+def test_a_report_without_none_leaves_the_gain_blank(tmp_path):
+    """Variants screened without `none` (its runs already reported) get no gain, not '+nan ± nan'."""
+    from yolo_kd import bench
+
+    results = [{"method": "paper", "seed": s, "mAP50": 0.7, "mAP50-95": 0.5 + s / 100, "params": 1, "s_per_epoch": 1.0,
+                "peak_mem_mib": 1.0, "peak_mem_kind": "cpu_peak_rss"} for s in (0, 1)]
+    cfg = {"name": "t", "teacher": "t.pt", "student": "yolov8n.yaml", "data": "d.yaml", "epochs": 1, "imgsz": 32,
+           "batch": 2, "device": "cpu", "seeds": 2}
+    bench.write_report(tmp_path, bench.summarize(results, ["paper"]), results, cfg, {})
+    row = next(line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| paper | 0.700"))
+    assert row.split(" | ")[3] == "" and "nan" not in row
+    assert "| paper | 0.500 | 0.510 |" in (tmp_path / "results.md").read_text()
+
+
 @pytest.mark.parametrize("validated_every_epoch", [True, False])
 def test_plot_draws_curves_or_paired_seeds(tmp_path, monkeypatch, validated_every_epoch):
     """Runs validated every epoch get learning curves; runs validated at the end only get each seed across methods."""

@@ -264,7 +264,8 @@ def write_report(out: Path, rows: list[dict], results: list[dict], cfg: dict, ru
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        gain = "" if r["method"] == "none" else f"{100 * r['gain_mean']:+.1f} ± {100 * r['gain_std']:.1f}"
+        no_gain = r["method"] == "none" or math.isnan(r["gain_mean"])  # `none` itself, or not run with it
+        gain = "" if no_gain else f"{100 * r['gain_mean']:+.1f} ± {100 * r['gain_std']:.1f}"
         ratio = "" if math.isnan(r["step_ratio"]) else f"{r['step_ratio']:.2f}"
         lines.append(
             f"| {r['method']} | {r['mAP50_mean']:.3f} ± {r['mAP50_std']:.3f} | {r['mAP50-95_mean']:.3f} ± "
