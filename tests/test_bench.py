@@ -63,6 +63,11 @@ def test_bench_settings_refuse_bad_keys():
     tune = load_settings("cfg/bench_tune64_w3_strong.yaml")  # the from-scratch tuning set: the bench's recipe, other data
     assert tune["train_args"] == cpu["train_args"] and tune["epochs"] == cpu["epochs"] and tune["teacher_epochs"] == 150
     assert tune["dataset"]["seed"] != cpu["dataset"]["seed"] and tune["dataset"]["root"] != cpu["dataset"]["root"]
+    sized = load_settings("cfg/bench_tune64_b.yaml")  # the tuning set with the bench's size: only the data differ
+    assert {k: v for k, v in sized["dataset"].items() if k not in ("root", "seed")} == \
+        {k: v for k, v in cpu["dataset"].items() if k not in ("root", "seed")}
+    assert sized["dataset"]["seed"] not in (cpu["dataset"]["seed"], tune["dataset"]["seed"])
+    assert (sized["train_args"], sized["teacher_args"], sized["epochs"]) == (cpu["train_args"], cpu["teacher_args"], 20)
     with pytest.raises(KDConfigError, match="student_pretrain"):
         load_settings("cfg/bench_micro.yaml", student_pretrain="{epochs: 2}")
     with pytest.raises(KDConfigError, match="teacher_args holds KD keys"):
