@@ -125,13 +125,14 @@ def test_teacher_frozen_and_adapters_trained(workdir, tiny_data, tiny_teacher):
     assert set(items) >= {"box_loss", "cls_loss", "dfl_loss", "fr_loss", "tckd_loss"}
 
 
-def test_amp_overflow_reaches_the_grad_scaler(workdir, tiny_data, tiny_teacher):
+@pytest.mark.parametrize("clip", ["student", "joint"])
+def test_amp_overflow_reaches_the_grad_scaler(workdir, tiny_data, tiny_teacher, clip):
     """Under AMP an overflowing gradient must make the GradScaler skip the step and lower its scale; the KD trainer's
-    non-finite guard must not hide it (it did: every overflowing weight stayed frozen, and students learned nothing
-    on CUDA). A CPU GradScaler stands in for the CUDA one."""
+    non-finite guard (and the joint clip) must not hide it (the guard did: every overflowing weight stayed frozen, and
+    students learned nothing on CUDA). A CPU GradScaler stands in for the CUDA one."""
     from ultralytics.utils.torch_utils import unwrap_model
 
-    t, batch = _setup(workdir, tiny_data, tiny_teacher, "amp", kd_warmup=0)
+    t, batch = _setup(workdir, tiny_data, tiny_teacher, f"amp-{clip}", kd_warmup=0, kd_grad_clip=clip)
     t.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
     student = unwrap_model(t.model)
     loss, _ = t.model(batch)
@@ -142,6 +143,38 @@ def test_amp_overflow_reaches_the_grad_scaler(workdir, tiny_data, tiny_teacher):
     assert t.scaler.get_scale() == 2.0**15  # the scaler saw the overflow
     after = student.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # and skipped the step
+
+
+@pytest.mark.parametrize("clip", ["student", "joint"])
+def test_grad_clip_covers_the_kd_modules_only_when_joint(workdir, tiny_data, tiny_teacher, clip):
+    """kd_grad_clip=joint: at the optimizer step, student + Distiller gradients have a joint norm of at most 10, as in
+    Ultralytics' built-in (student + projector). student: the student is clipped alone, the Distiller not at all."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    t, batch = _setup(workdir, tiny_data, tiny_teacher, f"clip-{clip}", kd_warmup=0, kd_grad_clip=clip)
+    student = unwrap_model(t.model)
+    loss, _ = t.model(batch)
+    loss.sum().backward()
+    kd_params = [p for p in t.distiller.parameters() if p.grad is not None]
+    assert kd_params
+    for p in kd_params:
+        p.grad.mul_(1e4)  # KD modules far above the cap
+    norms = {}
+
+    def record():
+        def norm(ps):
+            return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in ps if p.grad is not None])))
+
+        norms.update(student=norm(student.parameters()), kd=norm(kd_params))
+
+    t.optimizer.step = record
+    t.optimizer_step()
+    assert norms["student"] <= 10.0 + 1e-3
+    if clip == "joint":
+        assert math.hypot(norms["student"], norms["kd"]) <= 10.0 + 1e-3
+        assert norms["student"] < 1.0  # scaled down with the KD modules' gradients
+    else:
+        assert norms["kd"] > 100.0
 
 
 def test_kd_with_zero_weights_equals_plain_yolo_loss(workdir, tiny_data, tiny_teacher):

@@ -45,6 +45,7 @@ from .classmap import ClassMap, resolve_class_map
 from .config import KDConfig, finetune_summary, kd_defaults, split_overrides, starts_from_weights, summarize_names
 from .criterion import KDCriterion, KDTrainingError
 from .distiller import build_distiller
+from .grad_clip import clip_jointly
 from .preflight import check_device, check_student, check_ultralytics_args, check_writable, resolve_resume, run_parent
 from .schedule import kd_scale
 from .teacher import (
@@ -248,7 +249,8 @@ class KDTrainer(DetectionTrainer):
 
     def optimizer_step(self):
         """Zero non-finite gradient entries (left by a KD term that was non-finite; done on the device, no host
-        sync), average Distiller gradients across DDP ranks (the student's are averaged by DDP), then step.
+        sync), average Distiller gradients across DDP ranks (the student's are averaged by DDP), clip student and
+        Distiller jointly if `kd_grad_clip=joint` (yolo_kd/grad_clip.py), then step.
         Under AMP the gradients are left as they are: the GradScaler must see an overflow to skip that step and lower
         its scale (zeroing them would freeze every overflowing weight, batch after batch, at the initial 2^16 scale)."""
         if self.distiller is not None and not self.scaler.is_enabled():
@@ -257,6 +259,9 @@ class KDTrainer(DetectionTrainer):
                     p.grad.nan_to_num_(0.0, 0.0, 0.0)
         if self.distiller is not None and self.world_size > 1 and dist.is_initialized():
             average_gradients(self.distiller.parameters(), self.world_size)
+        if self.distiller is not None and self.kd_cfg.kd_grad_clip == "joint":
+            scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
+            clip_jointly((*unwrap_model(self.model).parameters(), *self.distiller.parameters()), scale=scale)
         super().optimizer_step()
 
     # ------------------------------------------------------------------ checkpoints
