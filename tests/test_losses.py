@@ -413,6 +413,8 @@ def test_finetuning_defaults_apply_below_presets_and_explicit_keys(tmp_path):
     assert (scratch.kd_warmup, finetune.kd_warmup) == (0.0, 0.1)
     # the KD schedule: a constant weight from scratch, the cosine decay that fine-tuning was measured with
     assert (scratch.kd_schedule, finetune.kd_schedule) == ("constant", "cosine")
+    # the gradient clip: student + KD modules together from scratch, the student alone as fine-tuning was measured
+    assert (scratch.kd_grad_clip, finetune.kd_grad_clip) == ("joint", "student")
     own = tmp_path / "ft.yaml"
     own.write_text("nckd: 0.0\nmethod: cwd\n")
     cfg = KDConfig.from_overrides({"kd_finetune": str(own)}, finetuning=True)
