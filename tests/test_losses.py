@@ -411,8 +411,8 @@ def test_finetuning_defaults_apply_below_presets_and_explicit_keys(tmp_path):
     scratch, finetune = KDConfig.from_overrides({}), KDConfig.from_overrides({}, finetuning=True)
     # the KD ramp: none from scratch (the LR warm-up ramps), a tenth of the epochs when fine-tuning
     assert (scratch.kd_warmup, finetune.kd_warmup) == (0.0, 0.1)
-    # the KD schedule: a constant weight from scratch, the cosine decay that fine-tuning was measured with
-    assert (scratch.kd_schedule, finetune.kd_schedule) == ("constant", "cosine")
+    # the KD schedule: the cosine decay in both regimes (from scratch: docs/tune64/bench-sized.md)
+    assert (scratch.kd_schedule, finetune.kd_schedule) == ("cosine", "cosine")
     # the gradient clip: student + KD modules together from scratch, the student alone as fine-tuning was measured
     assert (scratch.kd_grad_clip, finetune.kd_grad_clip) == ("joint", "student")
     own = tmp_path / "ft.yaml"
