@@ -3,6 +3,7 @@
 # (cfg/bench_tune64_b_strong.yaml: generator seed 11, never the bench data; the 150-epoch teacher trained on the CPU,
 # carried as .carry/tune64b_strong_teacher.pt). JOBS runs at a time on one GPU, fp32 like the CPU runs (amp: false),
 # seeds in order so that whole seeds finish first; every finished run's bench.json lands in $OUT/runs.csv.
+# Ran at commit f95e3f9 (`paper` = constant weight, student-only clip); to rerun it as it was, check that commit out.
 #   usage: bash docs/tune64-b-strong-gpu/run.sh OUT_DIR
 #   env: PY, DEVICE, JOBS, EPOCHS, SEEDS, METHODS, TEACHER, LIMIT (seconds after which it stops and reports), EXTRA
 # On the device machine (no pip install of this repo; ultralytics and its small deps carried as wheels in .whl/):
