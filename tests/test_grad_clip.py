@@ -29,9 +29,10 @@ def test_the_amp_scale_is_divided_out_and_small_norms_are_untouched():
     ps = _params(torch.full((4,), 3.0))  # norm 6, scaled by 4: unscaled 1.5 < 10
     clip_jointly(ps, max_norm=10.0, scale=4.0)
     assert torch.equal(ps[0].grad, torch.full((4,), 3.0))
-    ps = _params(torch.full((4,), 30.0))  # scaled norm 60, unscaled 15 > 10: every entry x 10/15
-    clip_jointly(ps, max_norm=10.0, scale=4.0)
-    assert torch.allclose(ps[0].grad, torch.full((4,), 20.0))
+    for scale in (4.0, torch.tensor([4.0])):  # a float, or the GradScaler's scale tensor
+        ps = _params(torch.full((4,), 30.0))  # scaled norm 60, unscaled 15 > 10: every entry x 10/15
+        clip_jointly(ps, max_norm=10.0, scale=scale)
+        assert torch.allclose(ps[0].grad, torch.full((4,), 20.0))
 
 
 def test_an_overflow_is_left_for_the_grad_scaler():

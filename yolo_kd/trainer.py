@@ -260,7 +260,10 @@ class KDTrainer(DetectionTrainer):
         if self.distiller is not None and self.world_size > 1 and dist.is_initialized():
             average_gradients(self.distiller.parameters(), self.world_size)
         if self.distiller is not None and self.kd_cfg.kd_grad_clip == "joint":
-            scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
+            scale = 1.0
+            if self.scaler.is_enabled():  # the scale as a device tensor: get_scale() would sync with the host each step
+                scale = getattr(self.scaler, "_scale", None)
+                scale = self.scaler.get_scale() if scale is None else scale
             clip_jointly((*unwrap_model(self.model).parameters(), *self.distiller.parameters()), scale=scale)
         super().optimizer_step()
 
