@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import yaml
 
-from .losses.registry import REGISTRY, constraints, loss_keys
 from .grad_clip import GRAD_CLIP_MODES
+from .losses.registry import REGISTRY, constraints, loss_keys
 from .schedule import SCHEDULES
 
 DEFAULTS_FILE = Path(__file__).parent / "cfg" / "default.yaml"  # keys of the trainer; each loss declares its own
