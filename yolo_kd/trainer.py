@@ -253,18 +253,20 @@ class KDTrainer(DetectionTrainer):
         Distiller jointly if `kd_grad_clip=joint` (yolo_kd/grad_clip.py), then step.
         Under AMP the gradients are left as they are: the GradScaler must see an overflow to skip that step and lower
         its scale (zeroing them would freeze every overflowing weight, batch after batch, at the initial 2^16 scale)."""
-        if self.distiller is not None and not self.scaler.is_enabled():
-            for p in (*unwrap_model(self.model).parameters(), *self.distiller.parameters()):
-                if p.grad is not None:
-                    p.grad.nan_to_num_(0.0, 0.0, 0.0)
-        if self.distiller is not None and self.world_size > 1 and dist.is_initialized():
-            average_gradients(self.distiller.parameters(), self.world_size)
-        if self.distiller is not None and self.kd_cfg.kd_grad_clip == "joint":
-            scale = 1.0
-            if self.scaler.is_enabled():  # the scale as a device tensor: get_scale() would sync with the host each step
-                scale = getattr(self.scaler, "_scale", None)
-                scale = self.scaler.get_scale() if scale is None else scale
-            clip_jointly((*unwrap_model(self.model).parameters(), *self.distiller.parameters()), scale=scale)
+        if self.distiller is not None:
+            params = (*unwrap_model(self.model).parameters(), *self.distiller.parameters())
+            if not self.scaler.is_enabled():
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.nan_to_num_(0.0, 0.0, 0.0)
+            if self.world_size > 1 and dist.is_initialized():
+                average_gradients(self.distiller.parameters(), self.world_size)
+            if self.kd_cfg.kd_grad_clip == "joint":
+                scale = 1.0
+                if self.scaler.is_enabled():  # as a device tensor: get_scale() would sync with the host each step
+                    scale = getattr(self.scaler, "_scale", None)
+                    scale = self.scaler.get_scale() if scale is None else scale
+                clip_jointly(params, scale=scale)
         super().optimizer_step()
 
     # ------------------------------------------------------------------ checkpoints
