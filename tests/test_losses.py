@@ -281,15 +281,15 @@ def test_teacher_foreground_is_the_highest_class_probability_per_level():
     assert torch.allclose(maps[1][1, 0, 2, 3], scores[1, :, h * w + 2 * SHAPES[1][1] + 3].sigmoid().max())
 
 
-@pytest.mark.parametrize("key,value", [("feat_norm", "none"), ("sam_fg", "gt")])
-def test_feature_target_and_foreground_choices_change_the_loss(key, value):
+@pytest.mark.parametrize("key,values", [("feat_norm", ("channel", "none")), ("sam_fg", ("teacher", "gt"))])
+def test_feature_target_and_foreground_choices_change_the_loss(key, values):
     s, t = _head(WIDTHS["v8n"], False), _head(WIDTHS["v8s"], False)
     t.feats = [3 * f + 1 for f in t.feats]  # a scale and offset that standardisation would remove
     a = s.scores.shape[-1]
     batch = {"bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.4]]), "batch_idx": torch.tensor([0.0])}
     fg, labels = torch.zeros(2, a, dtype=torch.bool), torch.zeros(2, a, dtype=torch.long)
     out = {}
-    for v in (getattr(KDConfig.from_overrides({"method": "paper"}), key), value):
+    for v in values:
         cfg = KDConfig.from_overrides({"method": "paper", "kd_warmup": 0, "fr_mask": 0.0, key: v})
         torch.manual_seed(0)
         d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
@@ -415,6 +415,8 @@ def test_finetuning_defaults_apply_below_presets_and_explicit_keys(tmp_path):
     assert (scratch.kd_schedule, finetune.kd_schedule) == ("cosine", "cosine")
     # the gradient clip: student + KD modules together from scratch, the student alone as fine-tuning was measured
     assert (scratch.kd_grad_clip, finetune.kd_grad_clip) == ("joint", "student")
+    # the feature targets: raw from scratch (docs/tune64-b-strong-gpu2), standardised as fine-tuning was measured
+    assert (scratch.feat_norm, finetune.feat_norm) == ("none", "channel")
     own = tmp_path / "ft.yaml"
     own.write_text("nckd: 0.0\nmethod: cwd\n")
     cfg = KDConfig.from_overrides({"kd_finetune": str(own)}, finetuning=True)
