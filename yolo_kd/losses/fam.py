@@ -7,9 +7,10 @@ coarser level, bilinear to a finer one). Instead of a fixed one-to-one pairing, 
 of them with per-sample attention weights (SemCKD-style query/key over globally pooled features):
 
     alpha_ij = softmax_j( <q_i(gap S_i), k_j(gap T_j)> / sqrt(d) ),     sum_j alpha_ij = 1
-    L_fam   = mean_i  sum_j alpha_ij * sum_hw w_j * mean_c (FAM_ij(S_i) - std(T_j))^2 / sum_hw w_j
+    L_fam   = mean_i  sum_j alpha_ij * sum_hw w_j * mean_c (FAM_ij(S_i) - T_j)^2 / sum_hw w_j
 
-with w_j the SAM weights of teacher level j (uniform when SAM is off).
+with w_j the SAM weights of teacher level j (uniform when SAM is off) and T_j the teacher feature as FR's target
+(raw, or standardised per channel with `feat_norm=channel`).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class FeatureAlignmentModule(KDLoss):
 
     def forward(self, s_feats: list, t_feats: list, weights: list | None = None, targets: list | None = None) -> torch.Tensor:
         """Scalar one-to-many alignment loss; `weights` are optional (B, 1, H_j, W_j) spatial weights per level,
-        `targets` the standardised teacher features if already computed."""
+        `targets` the teacher features as targets (ctx.targets(): raw or standardised); standardised when not given."""
         alphas = self.attention(s_feats, t_feats)
         if self.training:
             self._alpha_batches += 1
