@@ -2,7 +2,7 @@
 
 Per level l: a random fraction `mask_ratio` of the positions of the student feature S_l (B, Cs, H, W) is dropped
 (`fill="zero"`, as MGD) or replaced by the features of other, randomly drawn positions of the same map
-(`fill="resample"`), and a generation block G must re-create the standardised teacher feature from what is left:
+(`fill="resample"`), and a generation block G must re-create the teacher feature (the target, raw or standardised) from what is left:
 
     L_fr = mean_l  sum_hw w_l(h,w) * mean_c (G(M(S_l)) - T_l)^2 / sum_hw w_l(h,w)
 
