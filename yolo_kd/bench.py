@@ -59,11 +59,11 @@ BENCH = dict(
 
 
 def _as_list(v) -> list:
-    """'a,b' or [a, b] -> ['a', 'b']; None (smart_value's reading of `none`) -> ['none']."""
+    """'a,b', '[a,b]' or [a, b] -> ['a', 'b']; None (smart_value's reading of `none`) -> ['none']."""
     if v is None:
         return ["none"]
     if isinstance(v, (str, int)):
-        v = str(v).split(",")
+        v = str(v).strip().removeprefix("[").removesuffix("]").split(",")
     return ["none" if x is None else str(x).strip() for x in v]
 
 
