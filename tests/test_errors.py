@@ -75,9 +75,9 @@ def test_method_none_from_the_cli_is_the_baseline():
     assert load_settings(**parse_args(["methods=none"]))["methods"] == ["none"]
     assert load_settings(methods="none,paper")["methods"] == ["none", "paper"]
     # Ultralytics' list syntax, as typed on the command line (smart_value leaves it a string)
-    cli_list = parse_args(["methods=[none,paper,cfg/paper_no_sam.yaml]", "seeds=[3,4]"])
-    assert load_settings(**cli_list)["methods"] == ["none", "paper", "cfg/paper_no_sam.yaml"]
-    assert load_settings(**cli_list)["seeds"] == [3, 4]
+    settings = load_settings(**parse_args(["methods=[none,paper,cfg/paper_no_sam.yaml]", "seeds=[3,4]"]))
+    assert settings["methods"] == ["none", "paper", "cfg/paper_no_sam.yaml"]
+    assert settings["seeds"] == [3, 4]
 
 
 def test_method_none_trains_from_the_cli(capsys, workdir, tiny_data):
