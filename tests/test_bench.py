@@ -117,6 +117,25 @@ def test_per_seed_table_pairs_each_gain_with_its_own_seed():
     assert lines[-1] == "| paper | 0.250 (+5.0) | 0.290 (-1.0) |"
 
 
+def test_report_states_each_method_against_the_builtin_on_shared_seeds(tmp_path):
+    """The product's goal is stated against the built-in: paired differences, mean ± std and seeds ahead."""
+    from yolo_kd import bench
+
+    scores = {"none": (0.50, 0.40, 0.45), "paper": (0.62, 0.60, 0.61), "ultralytics": (0.60, 0.63, 0.58)}
+    results = [{"method": m, "seed": s, "mAP50": 0.8, "mAP50-95": v[s], "params": 1, "s_per_epoch": 1.0,
+                "peak_mem_mib": 1.0, "peak_mem_kind": "cpu_peak_rss"} for m, v in scores.items() for s in range(3)]
+    results.append({**results[-1], "method": "cwd", "seed": 0, "mAP50-95": 0.55})  # one seed only
+    cfg = {"name": "t", "teacher": "t.pt", "student": "yolov8n.yaml", "data": "d.yaml", "epochs": 1, "imgsz": 32,
+           "batch": 2, "device": "cpu", "seeds": 3}
+    methods = ["none", "paper", "ultralytics", "cwd"]
+    bench.write_report(tmp_path, bench.summarize(results, methods), results, cfg, {})
+    text = (tmp_path / "results.md").read_text()
+    assert "- `paper` − built-in: +0.7 ± 3.2 points, ahead on 2 of 3 seeds" in text  # +2, -3, +3
+    assert "- `cwd` − built-in: -5.0 ± 0.0 points, ahead on 0 of 1 seeds" in text
+    assert "`none` − built-in" not in text and "`ultralytics` − built-in" not in text
+    assert bench.against_builtin(results, ["none", "paper"], builtin="mgd") == []
+
+
 def test_a_report_without_none_leaves_the_gain_blank(tmp_path):
     """Variants screened without `none` (its runs already reported) get no gain, not '+nan ± nan'."""
     from yolo_kd import bench
