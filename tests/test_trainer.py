@@ -2,6 +2,7 @@
 equivalence, ONNX export."""
 
 import csv
+import logging
 import math
 import subprocess
 import sys
@@ -175,6 +176,46 @@ def test_grad_clip_covers_the_kd_modules_only_when_joint(workdir, tiny_data, tin
         assert norms["student"] < 1.0  # scaled down with the KD modules' gradients
     else:
         assert norms["kd"] > 100.0
+
+
+def test_kd_assign_gives_the_student_the_teachers_assignment(workdir, tiny_data, tiny_teacher):
+    """In a real KD step with kd_assign=1 (schedule at 1), the student's positives are those the teacher's own
+    predictions get, and the guide is gone after the step."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    t, batch = _setup(workdir, tiny_data, tiny_teacher, "assign", kd_warmup=0, kd_assign=1.0)
+    crit = unwrap_model(t.model).criterion
+    assert crit.assign == 1.0 and crit.scale == 1.0
+    t.model(batch)
+    guided = crit.tap.fg_mask.clone()
+    assert crit.tap.guide is None and guided.any()
+    teacher = crit.teacher(batch["img"])
+    crit.base({"feats": teacher.feats, "boxes": teacher.boxes, "scores": teacher.scores}, batch)
+    assert torch.equal(guided, crit.tap.fg_mask)
+    crit.base(unwrap_model(t.model)(batch["img"]), batch)
+    assert not torch.equal(guided, crit.tap.fg_mask)  # the student's own assignment differs
+
+
+@pytest.mark.parametrize("same_reg_max, same_classes, used", [(True, True, 0.5), (False, True, 0.0), (True, False, 0.0)])
+def test_kd_assign_is_dropped_with_a_warning_when_the_teacher_cannot_guide(same_reg_max, same_classes, used):
+    from types import SimpleNamespace
+
+    from ultralytics.utils import LOGGER
+
+    from yolo_kd.trainer import KDTrainer
+
+    stub = SimpleNamespace(kd_cfg=SimpleNamespace(kd_assign=0.5),
+                           distiller=SimpleNamespace(pair=SimpleNamespace(same_reg_max=same_reg_max,
+                                                                          same_classes=same_classes)))
+    warnings = []
+    handler = type("H", (logging.Handler,), {"emit": lambda self, r: warnings.append(r.getMessage())})()
+    LOGGER.addHandler(handler)
+    try:
+        assert KDTrainer._assign_share(stub) == used
+    finally:
+        LOGGER.removeHandler(handler)
+    assert len(warnings) == (used == 0)
+    assert all("kd_assign=0.5 is configured but not used: the teacher" in w for w in warnings)
 
 
 def test_kd_with_zero_weights_equals_plain_yolo_loss(workdir, tiny_data, tiny_teacher):

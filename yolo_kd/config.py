@@ -18,7 +18,7 @@ from .schedule import SCHEDULES
 DEFAULTS_FILE = Path(__file__).parent / "cfg" / "default.yaml"  # keys of the trainer; each loss declares its own
 TRAINER_DEFAULTS: dict = yaml.safe_load(DEFAULTS_FILE.read_text())
 TRAINER_CHOICES = {"kd_branch": ("one2many", "one2one"), "kd_schedule": SCHEDULES, "kd_grad_clip": GRAD_CLIP_MODES}
-SHARES = ("kd_max_skip", "kd_warmup", "kd_final")  # must lie in [0, 1]
+SHARES = ("kd_max_skip", "kd_warmup", "kd_final", "kd_assign")  # must lie in [0, 1]
 ALIASES = {"student": "model"}  # yolo-kd spelling -> Ultralytics key
 # where kd=<name> is looked up: ./cfg, the source checkout's cfg/, the presets installed with the package
 PRESET_DIRS = (Path.cwd() / "cfg", Path(__file__).resolve().parents[1] / "cfg", Path(__file__).parent / "presets")

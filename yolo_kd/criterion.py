@@ -2,7 +2,8 @@
 
 `KDCriterion` wraps the criterion the student would use anyway (`v8DetectionLoss`, or `E2ELoss` for end-to-end
 heads) and reads the TaskAlignedAssigner result of the branch it distils through an `AssignmentTap` on that loss
-object's assigner, so the assignment is computed once and never reimplemented. Copies of the student (EMA, checkpoints, DDP
+object's assigner, so the assignment is computed once and never reimplemented (with `kd_assign`, the same tap
+lets the teacher guide that assignment: yolo_kd/assignment.py). Copies of the student (EMA, checkpoints, DDP
 pickling) never carry it: copying yields None, and the copy builds its plain YOLO criterion on first use.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from .assignment import AssignmentTap
 from .distiller import Distiller
 from .teacher import Teacher, head_outputs
 
@@ -24,21 +26,6 @@ def _none():
     return None
 
 
-class AssignmentTap:
-    """Wraps a v8DetectionLoss instance's TaskAlignedAssigner (this object only, no global patch) and keeps its last
-    result: `labels` (B, A) assigned class and `fg_mask` (B, A) bool."""
-
-    def __init__(self, det_loss):
-        self.assigner = det_loss.assigner
-        det_loss.assigner = self
-        self.labels = self.fg_mask = None
-
-    def __call__(self, *args, **kwargs):
-        out = self.assigner(*args, **kwargs)  # target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx
-        self.labels, self.fg_mask = out[0].long(), out[3]
-        return out
-
-
 class KDCriterion:
     """YOLO loss + KD loss in one call: returns (loss_vector * batch_size, items) like any Ultralytics criterion.
 
@@ -48,7 +35,8 @@ class KDCriterion:
     batch trains on the YOLO loss alone.
     """
 
-    def __init__(self, base, teacher: Teacher, distiller: Distiller, branch: str = "one2many", budget: float = 0.0):
+    def __init__(self, base, teacher: Teacher, distiller: Distiller, branch: str = "one2many", budget: float = 0.0,
+                 assign: float = 0.0):
         self.base = base
         self.teacher = teacher
         self.distiller = distiller
@@ -57,6 +45,7 @@ class KDCriterion:
         self.tap = AssignmentTap(det_loss)
         self.scale = 1.0  # KD schedule multiplier (warm-up, decay), set by the trainer before each batch
         self.budget = budget  # cap on sum(KD) / YOLO loss; 0 = none
+        self.assign = assign  # share of the assignment taken from the teacher's predictions (times `scale`); 0 = none
         self.bad_counts = None  # (n_terms,) batches in which each term was non-finite, this epoch (device tensor)
         self.skipped_before = 0  # batches with a non-finite KD term in earlier epochs
         self.batches_this_epoch = 0
@@ -81,15 +70,21 @@ class KDCriterion:
         return {k: v for k, v in counts.items() if v}
 
     def __call__(self, preds, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        loss, items = self.base(preds, batch)
         student = head_outputs(preds, self.branch)
         if self.branch != "one2many":  # one2one feats are detached in end-to-end heads: features come from one2many
             student.feats = head_outputs(preds, "one2many").feats
         batch_size = student.scores.shape[0]
         self.batches_this_epoch += 1
+        share = self.assign * self.scale
+        teacher = self.teacher(batch["img"], self.branch) if self.distiller.terms or share > 0 else None
+        if share > 0:
+            self.tap.set_guide(self.distiller.in_student_classes(student, teacher), share)
+        try:
+            loss, items = self.base(preds, batch)
+        finally:
+            self.tap.set_guide(None, 0.0)
         if not self.distiller.terms:
             return loss, items
-        teacher = self.teacher(batch["img"], self.branch)
         terms = self.distiller(student, teacher, self.tap.fg_mask, self.tap.labels, batch, self.scale)
         kd = torch.stack(list(terms.values()))
         finite = torch.isfinite(kd)

@@ -79,6 +79,10 @@ class Distiller(nn.Module):
         scores = torch.where((idx >= 0)[None, :, None], scores, student.scores.detach().to(scores.dtype))
         return HeadOutputs(teacher.feats, teacher.boxes, scores)
 
+    def in_student_classes(self, student: HeadOutputs, teacher: HeadOutputs) -> HeadOutputs:
+        """The teacher's outputs with its scores in the student's class order (mapped when a class map is in use)."""
+        return teacher if self.class_index is None else self.map_classes(student, teacher)
+
     def clip(self, value: torch.Tensor) -> torch.Tensor:
         """Cap a term's value at `kd_clip`, rescaling (not zeroing) its gradient above the cap."""
         c = self.cfg.kd_clip
@@ -100,8 +104,7 @@ class Distiller(nn.Module):
         student/teacher: head outputs (feats per level, boxes (B, 4*reg_max, A), scores (B, nc, A)).
         fg_mask (B, A) bool and labels (B, A) long: the student's TaskAlignedAssigner result.
         """
-        if self.class_index is not None:
-            teacher = self.map_classes(student, teacher)
+        teacher = self.in_student_classes(student, teacher)
         ctx = KDContext(student, teacher, fg_mask, labels, batch, self.cfg)
         raw = {}
         for loss in self.children():

@@ -234,7 +234,18 @@ class KDTrainer(DetectionTrainer):
         if self.distiller is not None:
             student = unwrap_model(self.model)
             base = student.criterion if getattr(student, "criterion", None) is not None else student.init_criterion()
-            student.criterion = KDCriterion(base, self.teacher, self.distiller, self.kd_cfg.kd_branch, self.kd_cfg.kd_budget)
+            student.criterion = KDCriterion(base, self.teacher, self.distiller, self.kd_cfg.kd_branch,
+                                            self.kd_cfg.kd_budget, self._assign_share())
+
+    def _assign_share(self) -> float:
+        """`kd_assign`, or 0 with a one-line warning when the teacher cannot guide the assignment."""
+        share, pair = float(self.kd_cfg.kd_assign), self.distiller.pair
+        reason = ("the teacher's DFL bins differ from the student's" if not pair.same_reg_max else
+                  "the teacher shares no class with the data" if not pair.same_classes else None)
+        if share > 0 and reason:
+            LOGGER.warning(f"{colorstr('KD:')} kd_assign={share} is configured but not used: {reason}")
+            return 0.0
+        return share
 
     def auto_batch(self):
         """`batch=-1`: Ultralytics' AutoBatch, measured on the student step plus the teacher forward pass."""
