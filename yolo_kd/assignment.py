@@ -9,7 +9,8 @@ finds the object. With `kd_assign` = a the assigner sees a blend of the two mode
     boxes  = b_S + a*k * (b_T - b_S)                                  (B, A, 4) xyxy pixels
 
 with k the KD schedule's multiplier (warm-up, cosine decay), so the assignment passes back to the student as KD
-fades. The loss is otherwise unchanged: the student's own predictions are scored against the assigned targets.
+fades. The student's own predictions are still what the YOLO loss scores, against the assigned targets; the KD terms
+that read the assignment (the DKD logit terms) get the guided positives too.
 Needs the teacher's DFL bins to equal the student's (its boxes are decoded with the student loss's decoder) and classes
 in the student's order (mapped first when a class map is in use).
 """
