@@ -206,10 +206,15 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
     return m, (math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0)
 
 
+def paired_differences(results: list[dict], method: str, reference: str) -> list[float]:
+    """mAP50-95 of `method` minus that of `reference` on each seed both ran (in the order of `results`)."""
+    ref = {r["seed"]: r["mAP50-95"] for r in results if r["method"] == reference}
+    return [r["mAP50-95"] - ref[r["seed"]] for r in results if r["method"] == method and r["seed"] in ref]
+
+
 def summarize(results: list[dict], methods: list[str]) -> list[dict]:
     """One row per method: mean/std over seeds and the paired gain over 'none' (same seeds)."""
     by = {m: [r for r in results if r["method"] == m] for m in methods}
-    base = {r["seed"]: r for r in by.get("none", [])}
     rows = []
     for m in methods:
         rs = by[m]
@@ -218,7 +223,7 @@ def summarize(results: list[dict], methods: list[str]) -> list[dict]:
         row = {"method": m, "seeds": len(rs)}
         for k in ("mAP50", "mAP50-95"):
             row[f"{k}_mean"], row[f"{k}_std"] = _mean_std([r[k] for r in rs])
-        gains = [r["mAP50-95"] - base[r["seed"]]["mAP50-95"] for r in rs if r["seed"] in base]
+        gains = paired_differences(results, m, "none")
         row["gain_mean"], row["gain_std"] = _mean_std(gains) if gains else (float("nan"), float("nan"))
         row["params"] = rs[0]["params"]
         row["s_per_epoch"] = _mean_std([r["s_per_epoch"] for r in rs])[0]
@@ -297,13 +302,11 @@ def per_seed_table(results: list[dict], methods: list[str]) -> list[str]:
 def against_builtin(results: list[dict], methods: list[str], builtin: str = "ultralytics") -> list[str]:
     """Markdown lines: each KD method's paired difference to Ultralytics' built-in distillation on the seeds both ran
     (mAP50-95 points, mean ± std, and on how many seeds it is ahead); none when the built-in was not run."""
-    score = {(r["method"], r["seed"]): r["mAP50-95"] for r in results}
-    builtin_seeds = {s for m, s in score if m == builtin}
     lines = []
     for m in methods:
         if m in ("none", builtin):
             continue
-        diffs = [score[(m, s)] - score[(builtin, s)] for s in sorted(builtin_seeds) if (m, s) in score]
+        diffs = paired_differences(results, m, builtin)
         if diffs:
             mean, std = _mean_std(diffs)
             ahead = sum(d > 0 for d in diffs)
