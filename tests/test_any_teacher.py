@@ -33,11 +33,15 @@ def test_mapped_teacher_distils_logits_in_the_students_order(workdir, tiny_data,
 
     data = _data_variant(workdir, tiny_data, "reversed", names=list(reversed(SHAPES)))
     t, batch = setup_with_batch(tiny_overrides(workdir, tiny_data, tiny_teacher, "mapped", data=data, kd_warmup=0,
-                                               kd="paper_all"))
+                                               kd="paper_all", kd_assign=1.0))
     assert t.distiller.class_index.tolist() == [5, 4, 3, 2, 1, 0]
     assert {"tckd_loss", "nckd_loss", "bgkd_loss"} <= set(t.distiller.terms)
+    calls = []
+    map_classes = t.distiller.map_classes
+    t.distiller.map_classes = lambda *a: calls.append(1) or map_classes(*a)
     loss, items = unwrap_model(t.model).loss(batch)
     assert all(torch.isfinite(items[k]) and items[k] > 0 for k in t.distiller.terms)
+    assert len(calls) == 1  # one mapping per batch serves the assignment guide and the KD terms
 
 
 def test_class_map_renames_and_refusal(workdir, tiny_data, tiny_teacher):

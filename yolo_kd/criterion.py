@@ -76,16 +76,18 @@ class KDCriterion:
         batch_size = student.scores.shape[0]
         self.batches_this_epoch += 1
         share = self.assign * self.scale
-        teacher = self.teacher(batch["img"], self.branch) if self.distiller.terms or share > 0 else None
+        teacher = None
+        if self.distiller.terms or share > 0:  # scores mapped to the student's classes once, for the guide and the terms
+            teacher = self.distiller.in_student_classes(student, self.teacher(batch["img"], self.branch))
         if share > 0:
-            self.tap.set_guide(self.distiller.in_student_classes(student, teacher), share)
+            self.tap.set_guide(teacher, share)
         try:
             loss, items = self.base(preds, batch)
         finally:
             self.tap.set_guide(None, 0.0)
         if not self.distiller.terms:
             return loss, items
-        terms = self.distiller(student, teacher, self.tap.fg_mask, self.tap.labels, batch, self.scale)
+        terms = self.distiller(student, teacher, self.tap.fg_mask, self.tap.labels, batch, self.scale, mapped=True)
         kd = torch.stack(list(terms.values()))
         finite = torch.isfinite(kd)
         bad = (~finite).int()

@@ -98,13 +98,16 @@ class Distiller(nn.Module):
         labels: torch.Tensor,
         batch: dict,
         scale: float = 1.0,
+        mapped: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Return {column: weighted, clipped scalar} for one batch, times the schedule's `scale` (warm-up, decay).
 
-        student/teacher: head outputs (feats per level, boxes (B, 4*reg_max, A), scores (B, nc, A)).
+        student/teacher: head outputs (feats per level, boxes (B, 4*reg_max, A), scores (B, nc, A)); `mapped=True`
+        when the teacher's scores are already in the student's class order (`in_student_classes`).
         fg_mask (B, A) bool and labels (B, A) long: the student's TaskAlignedAssigner result.
         """
-        teacher = self.in_student_classes(student, teacher)
+        if not mapped:
+            teacher = self.in_student_classes(student, teacher)
         ctx = KDContext(student, teacher, fg_mask, labels, batch, self.cfg)
         raw = {}
         for loss in self.children():
