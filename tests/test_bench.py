@@ -284,3 +284,45 @@ def test_bench_refuses_to_reuse_a_run_trained_with_other_kd_settings(tmp_path, t
                                            "bgkd: 0.0 -> 0.5"]
     (run / "kd.yaml").write_text(yaml.safe_dump(kd_settings_for("paper", finetuning=True)))
     assert stale_kd_keys(run, "paper") == []
+
+
+def test_bench_refuses_to_reuse_a_run_trained_on_other_data_or_with_another_teacher(tmp_path, tiny_data):
+    """A finished run is reused only while its args.yaml and teacher match what the bench would train now. Data,
+    student weights and teacher count by content (a copy or a moved project matches); the device does not count."""
+    import shutil
+
+    import yaml
+
+    from yolo_kd.bench import run_bench
+    from yolo_kd.runs import stale_run_settings
+
+    teacher, copy, other = tmp_path / "t.pt", tmp_path / "copy.pt", tmp_path / "other.pt"
+    teacher.write_bytes(b"weights")
+    copy.write_bytes(b"weights")
+    other.write_bytes(b"other weights")
+    run = tmp_path / "micro" / "paper-s0"
+    (run / "weights").mkdir(parents=True)
+    train = dict(model="yolov8n.yaml", epochs=1, seed=0, data=tiny_data, imgsz=64, device="cpu", val=False)
+    (run / "args.yaml").write_text(yaml.safe_dump({**train, "device": "0"}))
+    (run / "kd.yaml").write_text(yaml.safe_dump({"teacher": str(teacher)}))
+    assert stale_run_settings(run, train, str(copy)) == []
+    moved = tmp_path / "moved"
+    shutil.copytree(Path(tiny_data).parent, moved)
+    assert stale_run_settings(run, {**train, "data": str(moved / "data.yaml")}, str(teacher)) == []
+    assert stale_run_settings(run, {**train, "seed": 1, "val": True}, str(other)) == [
+        "seed: 0 -> 1", "val: False -> True", f"teacher: {teacher} -> {other}"]
+    assert stale_run_settings(tmp_path, train, str(other)) == []  # no args.yaml: nothing to compare
+
+    # the bench stops before training anything when a finished run of the same name holds other data
+    done = tmp_path / "micro" / "none-s0"
+    (done / "weights").mkdir(parents=True)
+    (done / "weights" / "best.pt").write_bytes(b"")
+    (done / "results.csv").write_text("epoch,time\n1,1.0\n")
+    (done / "bench.json").write_text('{"method": "none", "seed": 0}')
+    from yolo_kd.datasets.shapes import generate
+
+    elsewhere = Path(tiny_data).parent.parent / "other-data"
+    other_data = str(generate(root=str(elsewhere), train=4, val=2, imgsz=64, seed=3))
+    (done / "args.yaml").write_text(yaml.safe_dump({"model": "yolov8n.yaml", "epochs": 1, "seed": 0, "data": other_data}))
+    with pytest.raises(ValueError, match=r"none-s0 was trained with other settings .*\(data: .*other-data.* -> .*use another name="):
+        run_bench("cfg/bench_micro.yaml", project=str(tmp_path), data=tiny_data, teacher=str(teacher), methods="none")

@@ -29,6 +29,7 @@ from .runs import (
     is_finished,
     read_results,
     stale_kd_keys,
+    stale_run_settings,
     train_student,
     train_teacher,
 )
@@ -451,17 +452,19 @@ def run_bench(preset: str | None = None, **overrides) -> Path:
         for method in cfg["methods"]:
             run_dir = out / f"{Path(method).stem}-s{seed}"  # a preset path runs under its file name
             run_dirs[(method, seed)] = run_dir
+            train = dict(model=student, epochs=cfg["epochs"], seed=seed, **common)
+            if method == "ultralytics":
+                train["dis"] = cfg["dis"]
             finished = (run_dir / "bench.json").exists() and is_finished(run_dir, cfg["epochs"])
-            if finished and (stale := stale_kd_keys(run_dir, method)):
+            stale = stale_kd_keys(run_dir, method) + stale_run_settings(
+                run_dir, train, None if method == "none" else teacher) if finished else []
+            if stale:
                 raise ValueError(
-                    f"{run_dir} was trained with other KD settings than '{method}' has now ({'; '.join(stale[:3])}"
-                    f"{'; ...' if len(stale) > 3 else ''}): move or delete it to retrain it, e.g. rename it to "
-                    f"{Path(method).stem}_old-s{seed} (and set \"method\" in its bench.json) to keep it"
+                    f"{run_dir} was trained with other settings than this bench's '{method}' ({'; '.join(stale[:3])}"
+                    f"{'; ...' if len(stale) > 3 else ''}): use another name=, or move or delete it to retrain it, e.g. "
+                    f"rename it to {Path(method).stem}_old-s{seed} (and set \"method\" in its bench.json) to keep it"
                 )
             if not finished:
-                train = dict(model=student, epochs=cfg["epochs"], seed=seed, **common)
-                if method == "ultralytics":
-                    train["dis"] = cfg["dis"]
                 todo.append({"method": method, "run_dir": str(run_dir), "teacher": teacher, "train": train,
                              "timing": cfg["timing"]})
     run_all(todo, cfg["jobs"])

@@ -102,6 +102,49 @@ def changed_settings(run_dir: str | Path, settings: dict) -> str:
     return ", ".join(f"{k}: {saved.get(k)} -> {settings.get(k)}" for k in keys if saved.get(k) != settings.get(k))
 
 
+def _same_file(recorded, now, fingerprint) -> bool:
+    """Whether two path settings name the same content: compared by `fingerprint` when both are files, by name when
+    neither is (e.g. 'yolov8n.yaml'); a recorded file that is gone (a moved project) cannot be told apart, so it
+    counts as the same."""
+    old, new = Path(str(recorded)), Path(str(now))
+    if old.is_file() and new.is_file():
+        return fingerprint(old) == fingerprint(new)
+    if new.is_file() and not old.exists():
+        return True
+    return str(recorded) == str(now)
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+PATH_KEYS = {"data": data_fingerprint, "model": _file_digest}  # compared by content, not by where they lie
+
+
+def stale_run_settings(run_dir: str | Path, train: dict, teacher: str | None = None) -> list[str]:
+    """Training settings recorded by a finished bench run (its args.yaml; its teacher in kd.yaml, or `distill_model`
+    for the built-in) that differ from `train` and `teacher`, the ones a bench would use now, as 'key: recorded ->
+    now'. Data, student weights and teacher are compared by content, so a copy or a moved project still matches;
+    `device` is not compared. Empty when nothing differs or the run has no args.yaml."""
+    run_dir = Path(run_dir)
+    f = run_dir / "args.yaml"
+    if not f.exists():
+        return []
+    args = yaml.safe_load(f.read_text()) or {}
+    out = []
+    for key, now in train.items():
+        recorded = args.get(key)
+        if key == "device" or (key in PATH_KEYS and recorded is not None and _same_file(recorded, now, PATH_KEYS[key])):
+            continue
+        if recorded != now:
+            out.append(f"{key}: {recorded} -> {now}")
+    kd = run_dir / "kd.yaml"
+    recorded = args.get("distill_model") or ((yaml.safe_load(kd.read_text()) or {}).get("teacher") if kd.exists() else None)
+    if teacher is not None and recorded is not None and not _same_file(recorded, teacher, _file_digest):
+        out.append(f"teacher: {recorded} -> {teacher}")
+    return out
+
+
 def count_params(weights: str | Path) -> int:
     """Parameters of the model stored in a checkpoint."""
     from ultralytics.nn.tasks import load_checkpoint
