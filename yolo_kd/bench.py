@@ -456,8 +456,10 @@ def run_bench(preset: str | None = None, **overrides) -> Path:
             if method == "ultralytics":
                 train["dis"] = cfg["dis"]
             finished = (run_dir / "bench.json").exists() and is_finished(run_dir, cfg["epochs"])
-            stale = stale_kd_keys(run_dir, method) + stale_run_settings(
-                run_dir, train, None if method == "none" else teacher) if finished else []
+            stale = []
+            if finished:  # reused only while it was trained as this bench would train it now
+                stale = stale_kd_keys(run_dir, method) + stale_run_settings(
+                    run_dir, train, None if method == "none" else teacher)
             if stale:
                 raise ValueError(
                     f"{run_dir} was trained with other settings than this bench's '{method}' ({'; '.join(stale[:3])}"
