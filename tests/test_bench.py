@@ -310,7 +310,7 @@ def test_bench_refuses_to_reuse_a_run_trained_on_other_data_or_with_another_teac
     shutil.copytree(Path(tiny_data).parent, moved)
     assert stale_run_settings(run, {**train, "data": str(moved / "data.yaml")}, str(teacher)) == []
     assert stale_run_settings(run, {**train, "seed": 1, "val": True}, str(other)) == [
-        "seed: 0 -> 1", "val: False -> True", f"teacher: {teacher} -> {other}"]
+        f"teacher: {teacher} -> {other}", "seed: 0 -> 1", "val: False -> True"]
     assert stale_run_settings(tmp_path, train, str(other)) == []  # no args.yaml: nothing to compare
 
     # the bench stops before training anything when a finished run of the same name holds other data

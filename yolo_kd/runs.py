@@ -131,17 +131,17 @@ def stale_run_settings(run_dir: str | Path, train: dict, teacher: str | None = N
     if not f.exists():
         return []
     args = yaml.safe_load(f.read_text()) or {}
-    out = []
+    out = []  # the teacher first: the bench's message names only the first differences
+    kd = run_dir / "kd.yaml"
+    recorded = args.get("distill_model") or ((yaml.safe_load(kd.read_text()) or {}).get("teacher") if kd.exists() else None)
+    if teacher is not None and recorded is not None and not _same_file(recorded, teacher, _file_digest):
+        out.append(f"teacher: {recorded} -> {teacher}")
     for key, now in train.items():
         recorded = args.get(key)
         if key == "device" or (key in PATH_KEYS and recorded is not None and _same_file(recorded, now, PATH_KEYS[key])):
             continue
         if recorded != now:
             out.append(f"{key}: {recorded} -> {now}")
-    kd = run_dir / "kd.yaml"
-    recorded = args.get("distill_model") or ((yaml.safe_load(kd.read_text()) or {}).get("teacher") if kd.exists() else None)
-    if teacher is not None and recorded is not None and not _same_file(recorded, teacher, _file_digest):
-        out.append(f"teacher: {recorded} -> {teacher}")
     return out
 
 
