@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -114,8 +115,17 @@ def _same_file(recorded, now, fingerprint) -> bool:
     return str(recorded) == str(now)
 
 
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha1").hexdigest()
+
+
 def _file_digest(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
+    """SHA-1 of a file's bytes, read once per (path, size, modification time): a bench start compares the same teacher
+    checkpoint with every finished run."""
+    st = path.stat()
+    return _digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 PATH_KEYS = {"data": data_fingerprint, "model": _file_digest}  # compared by content, not by where they lie
@@ -133,9 +143,10 @@ def stale_run_settings(run_dir: str | Path, train: dict, teacher: str | None = N
     args = yaml.safe_load(f.read_text()) or {}
     out = []  # the teacher first: the bench's message names only the first differences
     kd = run_dir / "kd.yaml"
-    recorded = args.get("distill_model") or ((yaml.safe_load(kd.read_text()) or {}).get("teacher") if kd.exists() else None)
-    if teacher is not None and recorded is not None and not _same_file(recorded, teacher, _file_digest):
-        out.append(f"teacher: {recorded} -> {teacher}")
+    recorded_teacher = args.get("distill_model") or (
+        (yaml.safe_load(kd.read_text()) or {}).get("teacher") if kd.exists() else None)
+    if teacher is not None and recorded_teacher is not None and not _same_file(recorded_teacher, teacher, _file_digest):
+        out.append(f"teacher: {recorded_teacher} -> {teacher}")
     for key, now in train.items():
         recorded = args.get(key)
         if key == "device" or (key in PATH_KEYS and recorded is not None and _same_file(recorded, now, PATH_KEYS[key])):
