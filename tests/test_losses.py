@@ -619,3 +619,35 @@ def test_distiller_reads_teacher_scores_of_mapped_classes():
     assert all(v.item() == pytest.approx(0.0, abs=1e-6) for v in out.values())
     t_scores[:, 3] += 1.0  # the teacher's 'student class 0' differs now
     assert d(s, HeadOutputs(t.feats, t.boxes, t_scores), fg, torch.randint(0, 3, (2, a)), {})["bgkd_loss"] > 0
+
+
+@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo26n.yaml"])
+def test_teacher_head_distillation_through_the_frozen_teacher_head(cfg):
+    """`th`: zero when the projected student features are the teacher's, positive otherwise; its gradient reaches the
+    student's features and the projector, never the frozen teacher head (DFL head, and a reg_max=1 YOLO26 head)."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from yolo_kd.losses.teacher_head import TeacherHeadDistillation
+    from yolo_kd.teacher import Teacher
+
+    teacher = Teacher(DetectionModel(cfg, nc=3, verbose=False), torch.device("cpu"))
+    out = teacher(torch.rand(2, 3, 64, 64))
+    channels = [f.shape[1] for f in out.feats]
+    loss = TeacherHeadDistillation(channels, channels, teacher.reg_max)
+    for proj in loss.project:  # conv1x1-ReLU-conv1x1 as the identity on non-negative inputs
+        identity_(proj[0]), identity_(proj[2])
+    t_feats = [f.relu() for f in out.feats]  # SiLU outputs are >= -0.28; ReLU'd so the identity projector is exact
+    assert loss(t_feats, t_feats, out.head).item() == pytest.approx(0.0, abs=1e-5)
+    s_feats = [(f + 3 * torch.rand_like(f)).requires_grad_() for f in t_feats]
+    value = loss(s_feats, t_feats, out.head)
+    assert value.item() > 1e-4
+    value.backward()
+    assert all(f.grad is not None and f.grad.abs().sum() > 0 for f in s_feats)
+    assert all(p.grad is not None for p in loss.parameters())
+    assert all(p.grad is None for p in teacher.model.parameters())
+
+
+def test_teacher_head_term_is_built_only_with_a_weight():
+    assert "th_loss" not in Distiller(KDConfig.from_overrides({}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms
+    d = Distiller(KDConfig.from_overrides({"th": 1.0}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+    assert d.terms == ("fr_loss", "th_loss")

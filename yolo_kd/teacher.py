@@ -27,11 +27,13 @@ class TeacherError(ValueError):
 @dataclass
 class HeadOutputs:
     """Raw outputs of a Detect head for one batch: feats [(B, C_l, H_l, W_l)], boxes (B, 4*reg_max, A), scores
-    (B, nc, A) logits."""
+    (B, nc, A) logits. `head` (teacher only): the frozen branch that made them, `head(feats) -> HeadOutputs` for other
+    features of the same shapes (gradients flow into those features, never into the head)."""
 
     feats: list
     boxes: torch.Tensor
     scores: torch.Tensor
+    head: object = None
 
 
 def detect_head(model: nn.Module) -> Detect:
@@ -187,9 +189,22 @@ class Teacher:
     @torch.no_grad()
     def __call__(self, img: torch.Tensor, branch: str = "one2many") -> HeadOutputs:
         """Run the teacher on (B, C, H, W) images; return feats [(B, C_l, H_l, W_l)], boxes (B, 4*reg_max, A) and
-        scores (B, nc, A) logits (of `branch` for an end-to-end teacher)."""
+        scores (B, nc, A) logits (of `branch` for an end-to-end teacher), with `head` set to `self.head_on(branch)`."""
         self.head.training = True  # raw prediction dict, no decoding (children, incl. BatchNorm, stay in eval)
         try:
-            return head_outputs(self.model(img), branch)
+            out = head_outputs(self.model(img), branch)
         finally:
             self.head.training = False
+        out.head = self.head_on(branch)
+        return out
+
+    def head_on(self, branch: str = "one2many"):
+        """The frozen head's `branch` as a function of features: [(B, C_l, H_l, W_l)] -> HeadOutputs (boxes, scores),
+        differentiable in the features (teacher-head distillation runs the student's projected features through it)."""
+        end_to_end = getattr(self.head, "one2one_cv2", None) is not None
+        modules = self.head.one2one if branch == "one2one" and end_to_end else self.head.one2many
+
+        def run(feats: list) -> HeadOutputs:
+            return head_outputs(self.head.forward_head(feats, **modules))
+
+        return run

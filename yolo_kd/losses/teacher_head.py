@@ -1,0 +1,60 @@
+"""Teacher-head distillation (beyond the abstract; SRRL, Yang et al., ICLR 2021, adapted to dense detection heads).
+
+The student's features S_l, projected to the teacher's channels by a projector P_l of their own (conv1x1-ReLU-conv1x1,
+as FR's), go through the teacher's frozen Detect head H; the head's predictions there must match the teacher's own:
+
+    L_th = mean_{b,a} sum_k KL(Bern(σ(z_k^T)) ‖ Bern(σ(ẑ_k)))
+         + sum_{b,a} w · mean_edges KL(softmax(d^T) ‖ softmax(d̂)) / sum_{b,a} w          (DFL heads; reg_max > 1)
+
+with ẑ, d̂ = H(P(S)) the class and DFL edge logits on the student's projected features, z^T, d^T = H(T) the teacher's,
+and w the teacher's highest class probability at each anchor (for reg_max = 1 heads the box term is the weighted MSE of
+the box outputs). Unlike feature imitation, which weights every channel's error alike, the error is measured through
+the head that reads the features, so the channels that decide the teacher's predictions dominate. The head is frozen:
+gradients reach the projector and the student only. Off by default (`th=0`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import binary_kl, generation_block
+from .registry import KDLoss, register
+
+
+@register("paper")
+class TeacherHeadDistillation(KDLoss):
+    """The teacher's frozen head on the student's projected features must predict what it predicts on its own."""
+
+    name, columns, order = "th", {"th_loss": "th"}, 15
+    defaults = {"th": 0.0}
+
+    def __init__(self, s_channels: list[int], t_channels: list[int], reg_max: int = 16):
+        super().__init__()
+        self.reg_max = reg_max
+        self.project = nn.ModuleList(generation_block(cs, ct, "pointwise") for cs, ct in zip(s_channels, t_channels))
+
+    @classmethod
+    def build(cls, cfg, pair):
+        return cls(pair.s_channels, pair.t_channels, pair.reg_max)
+
+    def compute(self, ctx):
+        return {"th_loss": self(ctx.student.feats, ctx.t_feats, ctx.teacher.head)}
+
+    def forward(self, s_feats: list, t_feats: list, head) -> torch.Tensor:
+        """s_feats / t_feats: [(B, C_l, H_l, W_l)] per level; `head(feats) -> HeadOutputs` the teacher's frozen head
+        (`Teacher.head_on`). Returns the scalar loss."""
+        with torch.no_grad():
+            target = head([t.float() for t in t_feats])
+        pred = head([p(s).float().contiguous() for p, s in zip(self.project, s_feats)])
+        cls = binary_kl(target.scores, pred.scores, 1.0).sum(1).mean()  # (B, nc, A) -> per anchor, mean
+        w = target.scores.float().sigmoid().amax(1)  # (B, A)
+        b, _, a = pred.boxes.shape
+        if self.reg_max > 1:
+            t = target.boxes.float().view(b, 4, self.reg_max, a)
+            s = pred.boxes.float().view(b, 4, self.reg_max, a)
+            err = F.kl_div(F.log_softmax(s, 2), F.log_softmax(t, 2), reduction="none", log_target=True).sum(2).mean(1)
+        else:
+            err = (pred.boxes.float() - target.boxes.float()).pow(2).mean(1)  # (B, A)
+        return cls + (err * w).sum() / w.sum().clamp_min(1e-12)
