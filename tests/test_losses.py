@@ -246,10 +246,23 @@ def test_peers_zero_when_equal_positive_otherwise():
 
 
 # ---------------------------------------------------------------- the combined loss
+def fake_head(channels, reg_max=16, nc=6):
+    """A frozen stand-in for a teacher's Detect head (what `Teacher.head_on` returns): a 1x1 conv per level to
+    4*reg_max box and nc class logits, [(B, C_l, H_l, W_l)] -> HeadOutputs with boxes (B, 4*reg_max, A), scores (B, nc, A)."""
+    convs = [nn.Conv2d(c, 4 * reg_max + nc, 1).requires_grad_(False) for c in channels]
+
+    def run(fs):
+        y = torch.cat([conv(f).flatten(2) for conv, f in zip(convs, fs)], 2)
+        return HeadOutputs(fs, y[:, : 4 * reg_max], y[:, 4 * reg_max :])
+
+    return run
+
+
 def _head(channels, grad):
     f = feats(channels, grad=grad)
     a = sum(h * w for h, w in SHAPES)
-    return HeadOutputs(f, torch.randn(2, 64, a, requires_grad=grad), torch.randn(2, 6, a, requires_grad=grad))
+    return HeadOutputs(f, torch.randn(2, 64, a, requires_grad=grad), torch.randn(2, 6, a, requires_grad=grad),
+                       fake_head(channels))
 
 
 @pytest.mark.parametrize("teacher", ["v8n", "v8s", "v8l"])
@@ -332,10 +345,12 @@ def test_batch_weight_normalisation_is_the_batch_weighted_average():
 def test_paper_terms_and_clip():
     """`paper` keeps the measured defaults (teacher-foreground-weighted feature distillation); `paper_all` builds every
     term of the paper's four ideas."""
-    assert Distiller(KDConfig.from_overrides({"method": "paper"}), WIDTHS["v8n"], WIDTHS["v8s"], 16).terms == ("fr_loss",)
+    paper = Distiller(KDConfig.from_overrides({"method": "paper"}), WIDTHS["v8n"], WIDTHS["v8s"], 16)
+    assert paper.terms == ("fr_loss", "th_loss")
     cfg = KDConfig.from_overrides({"kd": "paper_all"})
     d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
-    assert d.terms == ("fr_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss") and not d.skipped
+    assert d.terms == ("fr_loss", "th_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss")
+    assert not d.skipped
     big = torch.tensor(50.0, requires_grad=True)
     clipped = d.clip(big)
     clipped.backward()
@@ -350,7 +365,7 @@ def test_ablation_presets_change_one_idea_of_paper(preset, added):
     base = KDConfig.from_overrides({"method": "paper"}).as_dict()
     cfg = KDConfig.from_overrides({"kd": preset})
     d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
-    assert set(d.terms) == {"fr_loss"} | added
+    assert set(d.terms) == {"fr_loss", "th_loss"} | added
     changed = {k for k, v in cfg.as_dict().items() if v != base[k] and k != "kd"}
     expected = {"paper_with_dkd": {"tckd", "nckd", "bgkd"}, "paper_with_fam": {"fam"},
                 "paper_with_sam_transfer": {"sam", "sam_attention"}, "paper_with_resampling": {"fr_generator", "fr_mask"},
@@ -366,7 +381,7 @@ def test_terms_built_for_each_pair():
     assert {"tckd_loss", "nckd_loss", "bgkd_loss"} <= set(v8_to_26.terms) and "ld_loss" not in v8_to_26.terms
     assert "reg_max" in v8_to_26.skipped["ld_loss"]
     other_classes = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, same_classes=False)
-    assert other_classes.terms == ("fr_loss", "sam_loss", "fam_loss", "ld_loss")
+    assert other_classes.terms == ("fr_loss", "th_loss", "sam_loss", "fam_loss", "ld_loss")
     assert set(other_classes.skipped) == {"tckd_loss", "nckd_loss", "bgkd_loss"}
     two = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=2)
     assert "nckd_loss" not in two.terms and "identically 0" in two.skipped["nckd_loss"]
@@ -606,7 +621,7 @@ def test_class_map_by_name_rename_and_partial():
 def test_distiller_reads_teacher_scores_of_mapped_classes():
     """Teacher with 4 classes, student with 3 in another order (one unmapped): the logit terms see the teacher's
     scores of the mapped classes in the student's order, and are exactly 0 when those equal the student's."""
-    cfg = KDConfig.from_overrides({"kd": "paper_with_dkd", "fr": 0})
+    cfg = KDConfig.from_overrides({"kd": "paper_with_dkd", "fr": 0, "th": 0})
     d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=3, class_index=(3, 0, -1))
     s, t = _head(WIDTHS["v8n"], False), _head(WIDTHS["v8s"], False)
     a = s.scores.shape[-1]
@@ -647,7 +662,8 @@ def test_teacher_head_distillation_through_the_frozen_teacher_head(cfg):
     assert all(p.grad is None for p in teacher.model.parameters())
 
 
-def test_teacher_head_term_is_built_only_with_a_weight():
-    assert "th_loss" not in Distiller(KDConfig.from_overrides({}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms
-    d = Distiller(KDConfig.from_overrides({"th": 1.0}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
-    assert d.terms == ("fr_loss", "th_loss")
+def test_teacher_head_term_is_a_from_scratch_default_only():
+    assert Distiller(KDConfig.from_overrides({}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms == ("fr_loss", "th_loss")
+    finetuning = Distiller(KDConfig.from_overrides({}, finetuning=True), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+    assert "th_loss" not in finetuning.terms and "fr_loss" in finetuning.terms
+    assert "th_loss" not in Distiller(KDConfig.from_overrides({"th": 0}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms

@@ -221,7 +221,7 @@ def test_kd_assign_is_dropped_with_a_warning_when_the_teacher_cannot_guide(same_
 def test_kd_with_zero_weights_equals_plain_yolo_loss(workdir, tiny_data, tiny_teacher):
     from ultralytics.utils.torch_utils import unwrap_model
 
-    zero = dict(fr=0, sam=0, fam=0, tckd=0, nckd=0, bgkd=0, ld=0)
+    zero = dict(fr=0, th=0, sam=0, fam=0, tckd=0, nckd=0, bgkd=0, ld=0)
     t, batch = _setup(workdir, tiny_data, tiny_teacher, "zero", **zero)
     student = unwrap_model(t.model)
     assert t.distiller.terms == ()
