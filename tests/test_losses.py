@@ -648,7 +648,7 @@ def test_teacher_head_distillation_through_the_frozen_teacher_head(cfg):
     teacher = Teacher(DetectionModel(cfg, nc=3, verbose=False), torch.device("cpu"))
     out = teacher(torch.rand(2, 3, 64, 64))
     channels = [f.shape[1] for f in out.feats]
-    loss = TeacherHeadDistillation(channels, channels, teacher.reg_max)
+    loss = TeacherHeadDistillation(channels, channels)
     for proj in loss.project:  # conv1x1-ReLU-conv1x1 as the identity on non-negative inputs
         identity_(proj[0]), identity_(proj[2])
     t_feats = [f.relu() for f in out.feats]  # SiLU outputs are >= -0.28; ReLU'd so the identity projector is exact
@@ -667,3 +667,18 @@ def test_teacher_head_term_is_a_from_scratch_default_only():
     finetuning = Distiller(KDConfig.from_overrides({}, finetuning=True), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
     assert "th_loss" not in finetuning.terms and "fr_loss" in finetuning.terms
     assert "th_loss" not in Distiller(KDConfig.from_overrides({"th": 0}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms
+
+
+def test_teacher_head_term_reads_the_teacher_heads_dfl_bins_not_the_students():
+    """A YOLOv8 teacher (16 DFL bins) for a YOLO26 student (reg_max 1): the head term splits the teacher head's box
+    outputs by the teacher's bins."""
+    cfg = KDConfig.from_overrides({"fr": 0})
+    yolo26 = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=1, same_reg_max=False, nc=6)
+    yolov8 = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=6)
+    yolov8.load_state_dict(yolo26.state_dict())
+    s, t = _head(WIDTHS["v8n"], False), _head(WIDTHS["v8s"], False)
+    a = s.scores.shape[-1]
+    fg, labels = torch.zeros(2, a, dtype=torch.bool), torch.zeros(2, a, dtype=torch.long)
+    with_26 = yolo26(HeadOutputs(s.feats, torch.randn(2, 4, a), s.scores), t, fg, labels, {})["th_loss"]
+    with_v8 = yolov8(s, t, fg, labels, {})["th_loss"]  # the same teacher head, the same projectors
+    assert torch.isfinite(with_26) and with_26 > 0 and torch.allclose(with_26, with_v8)

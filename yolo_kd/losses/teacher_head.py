@@ -34,14 +34,13 @@ class TeacherHeadDistillation(KDLoss):
     name, columns, order = "th", {"th_loss": "th"}, 15
     defaults = {"th": 7.0}  # from scratch; cfg/finetune.yaml: 0 (docs/tune64/teacher-head.md)
 
-    def __init__(self, s_channels: list[int], t_channels: list[int], reg_max: int = 16):
+    def __init__(self, s_channels: list[int], t_channels: list[int]):
         super().__init__()
-        self.reg_max = reg_max
         self.project = nn.ModuleList(generation_block(cs, ct, "pointwise") for cs, ct in zip(s_channels, t_channels))
 
     @classmethod
     def build(cls, cfg, pair):
-        return cls(pair.s_channels, pair.t_channels, pair.reg_max)
+        return cls(pair.s_channels, pair.t_channels)
 
     def compute(self, ctx):
         return {"th_loss": self(ctx.student.feats, ctx.t_feats, ctx.teacher.head)}
@@ -54,10 +53,11 @@ class TeacherHeadDistillation(KDLoss):
         pred = head([p(s).float().contiguous() for p, s in zip(self.project, s_feats)])
         cls = binary_kl(target.scores, pred.scores, 1.0).sum(1).mean()  # (B, nc, A) -> per anchor, mean
         w = target.scores.float().sigmoid().amax(1)  # (B, A)
-        b, _, a = pred.boxes.shape
-        if self.reg_max > 1:
-            t = target.boxes.float().view(b, 4, self.reg_max, a)
-            s = pred.boxes.float().view(b, 4, self.reg_max, a)
+        b, c, a = pred.boxes.shape
+        reg_max = c // 4  # the teacher head's DFL bins (the student's may differ: a YOLOv8 teacher for a YOLO26 student)
+        if reg_max > 1:
+            t = target.boxes.float().view(b, 4, reg_max, a)
+            s = pred.boxes.float().view(b, 4, reg_max, a)
             err = F.kl_div(F.log_softmax(s, 2), F.log_softmax(t, 2), reduction="none", log_target=True).sum(2).mean(1)
         else:
             err = (pred.boxes.float() - target.boxes.float()).pow(2).mean(1)  # (B, A)
