@@ -55,6 +55,15 @@ def binary_kl(t_logits: torch.Tensor, s_logits: torch.Tensor, temp: float) -> to
     return kl * temp**2
 
 
+def dfl_edge_kl(s_boxes: torch.Tensor, t_boxes: torch.Tensor, reg_max: int, temp: float = 1.0) -> torch.Tensor:
+    """KL(softmax(d^T/T) || softmax(d^S/T)) of DFL box-edge distributions, mean over the 4 edges, float32:
+    boxes (B, 4*reg_max, A) raw bin logits -> (B, A) (no T^2 factor)."""
+    b, _, a = s_boxes.shape
+    s = s_boxes.float().reshape(b, 4, reg_max, a) / temp
+    t = t_boxes.float().reshape(b, 4, reg_max, a) / temp
+    return F.kl_div(F.log_softmax(s, 2), F.log_softmax(t, 2), reduction="none", log_target=True).sum(2).mean(1)
+
+
 def conv1x1(c_in: int, c_out: int) -> nn.Conv2d:
     """Channel adapter (B, c_in, H, W) -> (B, c_out, H, W)."""
     return nn.Conv2d(c_in, c_out, kernel_size=1)

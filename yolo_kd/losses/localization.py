@@ -7,8 +7,8 @@ YOLOv8-style heads predict each box edge as a distribution over `reg_max` bins (
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from .common import dfl_edge_kl
 from .registry import KDLoss, register
 
 
@@ -39,9 +39,6 @@ class LocalizationDistillation(KDLoss):
     def forward(self, s_boxes: torch.Tensor, t_boxes: torch.Tensor, fg_mask: torch.Tensor) -> torch.Tensor:
         """Boxes (B, 4*reg_max, A) raw bin logits, fg_mask (B, A) -> scalar. A masked mean over foreground anchors
         (no boolean indexing: no host synchronisation)."""
-        b, _, a = s_boxes.shape
-        s = s_boxes.float().reshape(b, 4, self.reg_max, a) / self.temp
-        t = t_boxes.float().reshape(b, 4, self.reg_max, a) / self.temp
-        kl = F.kl_div(F.log_softmax(s, 2), F.log_softmax(t, 2), reduction="none", log_target=True).sum(2)  # (B, 4, A)
+        kl = dfl_edge_kl(s_boxes, t_boxes, self.reg_max, self.temp)  # (B, A)
         fg = fg_mask.float()
-        return (kl.mean(1) * fg).sum() / fg.sum().clamp_min(1) * self.temp**2
+        return (kl * fg).sum() / fg.sum().clamp_min(1) * self.temp**2

@@ -20,10 +20,9 @@ of the loss at the start. Fine-tuning was not measured with it, so `cfg/finetune
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .common import binary_kl, generation_block
+from .common import binary_kl, dfl_edge_kl, generation_block
 from .registry import KDLoss, register
 
 
@@ -53,12 +52,9 @@ class TeacherHeadDistillation(KDLoss):
         pred = head([p(s).float().contiguous() for p, s in zip(self.project, s_feats)])
         cls = binary_kl(target.scores, pred.scores, 1.0).sum(1).mean()  # (B, nc, A) -> per anchor, mean
         w = target.scores.float().sigmoid().amax(1)  # (B, A)
-        b, c, a = pred.boxes.shape
-        reg_max = c // 4  # the teacher head's DFL bins (the student's may differ: a YOLOv8 teacher for a YOLO26 student)
+        reg_max = pred.boxes.shape[1] // 4  # the teacher head's DFL bins, not the student's (a YOLO26 student has 1)
         if reg_max > 1:
-            t = target.boxes.float().view(b, 4, reg_max, a)
-            s = pred.boxes.float().view(b, 4, reg_max, a)
-            err = F.kl_div(F.log_softmax(s, 2), F.log_softmax(t, 2), reduction="none", log_target=True).sum(2).mean(1)
+            err = dfl_edge_kl(pred.boxes, target.boxes, reg_max)  # (B, A)
         else:
             err = (pred.boxes.float() - target.boxes.float()).pow(2).mean(1)  # (B, A)
         return cls + (err * w).sum() / w.sum().clamp_min(1e-12)
