@@ -652,14 +652,39 @@ def test_teacher_head_distillation_through_the_frozen_teacher_head(cfg):
     for proj in loss.project:  # conv1x1-ReLU-conv1x1 as the identity on non-negative inputs
         identity_(proj[0]), identity_(proj[2])
     t_feats = [f.relu() for f in out.feats]  # SiLU outputs are >= -0.28; ReLU'd so the identity projector is exact
-    assert loss(t_feats, t_feats, out.head).item() == pytest.approx(0.0, abs=1e-5)
+    target = out.head(t_feats)
+    assert loss(t_feats, target, out.head).item() == pytest.approx(0.0, abs=1e-5)
     s_feats = [(f + 3 * torch.rand_like(f)).requires_grad_() for f in t_feats]
-    value = loss(s_feats, t_feats, out.head)
+    value = loss(s_feats, target, out.head)
     assert value.item() > 1e-4
     value.backward()
     assert all(f.grad is not None and f.grad.abs().sum() > 0 for f in s_feats)
     assert all(p.grad is not None for p in loss.parameters())
     assert all(p.grad is None for p in teacher.model.parameters())
+
+
+def test_teacher_head_term_reuses_the_teachers_own_outputs_as_targets():
+    """The teacher's forward pass already made head(T): the term runs the frozen head once per batch (on the student's
+    projected features), and with a class map its targets are the teacher's unmapped scores (all of its classes)."""
+    calls = []
+    head = fake_head(WIDTHS["v8s"], nc=8)
+
+    def counting_head(fs):
+        calls.append(len(fs))
+        return head(fs)
+
+    t_feats = feats(WIDTHS["v8s"], grad=False)
+    t = head(t_feats)
+    t.head = counting_head
+    s = _head(WIDTHS["v8n"], False)
+    a = s.scores.shape[-1]
+    fg, labels = torch.zeros(2, a, dtype=torch.bool), torch.zeros(2, a, dtype=torch.long)
+    d = Distiller(KDConfig.from_overrides({"fr": 0}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=6, t_nc=8,
+                  class_index=(7, 0, 1, 2, 3, -1))
+    value = d(s, t, fg, labels, {})["th_loss"]
+    assert torch.isfinite(value) and value > 0 and calls == [3]  # one head pass, on the three student levels
+    mapped = d.in_student_classes(s, t)
+    assert mapped.scores.shape[1] == 6 and mapped.own is t and mapped.own.scores.shape[1] == 8
 
 
 def test_teacher_head_term_is_a_from_scratch_default_only():

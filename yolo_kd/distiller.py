@@ -77,7 +77,7 @@ class Distiller(nn.Module):
             other = teacher.scores.index_select(1, self.unlabeled_index).amax(1, keepdim=True)  # (B, 1, A)
             scores = suppressed_logits(scores, other)
         scores = torch.where((idx >= 0)[None, :, None], scores, student.scores.detach().to(scores.dtype))
-        return HeadOutputs(teacher.feats, teacher.boxes, scores, teacher.head)
+        return HeadOutputs(teacher.feats, teacher.boxes, scores, teacher.head, unmapped=teacher.own)
 
     def in_student_classes(self, student: HeadOutputs, teacher: HeadOutputs) -> HeadOutputs:
         """The teacher's outputs with its scores in the student's class order (mapped when a class map is in use)."""

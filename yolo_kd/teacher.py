@@ -27,13 +27,20 @@ class TeacherError(ValueError):
 @dataclass
 class HeadOutputs:
     """Raw outputs of a Detect head for one batch: feats [(B, C_l, H_l, W_l)], boxes (B, 4*reg_max, A), scores
-    (B, nc, A) logits. `head` (teacher only): the frozen branch that made them, `head(feats) -> HeadOutputs` for other
-    features of the same shapes (gradients flow into those features, never into the head)."""
+    (B, nc, A) logits. Teacher only: `head`, the frozen branch that made them, `head(feats) -> HeadOutputs` for other
+    features of the same shapes (gradients flow into those features, never into the head); `unmapped`, set when the
+    scores were mapped to the student's classes, the outputs as the head made them (its own classes)."""
 
     feats: list
     boxes: torch.Tensor
     scores: torch.Tensor
     head: object = None
+    unmapped: HeadOutputs | None = None
+
+    @property
+    def own(self) -> HeadOutputs:
+        """The outputs in the head's own class order: what `head(feats)` returns for these feats."""
+        return self.unmapped or self
 
 
 def detect_head(model: nn.Module) -> Detect:

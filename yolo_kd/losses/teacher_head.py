@@ -42,19 +42,20 @@ class TeacherHeadDistillation(KDLoss):
         return cls(pair.s_channels, pair.t_channels)
 
     def compute(self, ctx):
-        return {"th_loss": self(ctx.student.feats, ctx.t_feats, ctx.teacher.head)}
+        return {"th_loss": self(ctx.student.feats, ctx.teacher.own, ctx.teacher.head)}
 
-    def forward(self, s_feats: list, t_feats: list, head) -> torch.Tensor:
-        """s_feats / t_feats: [(B, C_l, H_l, W_l)] per level; `head(feats) -> HeadOutputs` the teacher's frozen head
-        (`Teacher.head_on`). Returns the scalar loss."""
-        with torch.no_grad():
-            target = head([t.float() for t in t_feats])
+    def forward(self, s_feats: list, target, head) -> torch.Tensor:
+        """s_feats: [(B, C_l, H_l, W_l)] per level; target: the teacher's HeadOutputs in its own classes (boxes
+        (B, 4*reg_max_T, A), scores (B, nc_T, A)), i.e. `head(teacher feats)`, which the teacher's forward pass has
+        already computed; `head(feats) -> HeadOutputs` the teacher's frozen head (`Teacher.head_on`). Returns the
+        scalar loss."""
         pred = head([p(s).float().contiguous() for p, s in zip(self.project, s_feats)])
-        cls = binary_kl(target.scores, pred.scores, 1.0).sum(1).mean()  # (B, nc, A) -> per anchor, mean
-        w = target.scores.float().sigmoid().amax(1)  # (B, A)
+        t_scores, t_boxes = target.scores.detach(), target.boxes.detach()
+        cls = binary_kl(t_scores, pred.scores, 1.0).sum(1).mean()  # (B, nc, A) -> per anchor, mean
+        w = t_scores.float().sigmoid().amax(1)  # (B, A)
         reg_max = pred.boxes.shape[1] // 4  # the teacher head's DFL bins, not the student's (a YOLO26 student has 1)
         if reg_max > 1:
-            err = dfl_edge_kl(pred.boxes, target.boxes, reg_max)  # (B, A)
+            err = dfl_edge_kl(pred.boxes, t_boxes, reg_max)  # (B, A)
         else:
-            err = (pred.boxes.float() - target.boxes.float()).pow(2).mean(1)  # (B, A)
+            err = (pred.boxes.float() - t_boxes.float()).pow(2).mean(1)  # (B, A)
         return cls + (err * w).sum() / w.sum().clamp_min(1e-12)
