@@ -687,6 +687,25 @@ def test_teacher_head_term_reuses_the_teachers_own_outputs_as_targets():
     assert mapped.scores.shape[1] == 6 and mapped.own is t and mapped.own.scores.shape[1] == 8
 
 
+def test_teacher_head_term_can_share_the_fr_projector():
+    """`th_projector=fr`: no projector of its own; the teacher head reads FR's G(S_l), so the head term's gradient
+    reaches FR's generator. With a masked FR (no whole-map G(S_l)) it keeps its own projector."""
+    s, t = _head(WIDTHS["v8n"], False), _head(WIDTHS["v8s"], False)
+    a = s.scores.shape[-1]
+    fg, labels = torch.zeros(2, a, dtype=torch.bool), torch.zeros(2, a, dtype=torch.long)
+    shared = Distiller(KDConfig.from_overrides({"th_projector": "fr"}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+    assert shared.th.project is None
+    own = Distiller(KDConfig.from_overrides({}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+    assert sum(p.numel() for p in own.parameters()) > sum(p.numel() for p in shared.parameters())
+    shared(s, t, fg, labels, {})["th_loss"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in shared.fr.parameters())
+    expected = shared.th(s.feats, t, t.head, shared.fr.generated(s.feats))
+    assert torch.allclose(shared(s, t, fg, labels, {})["th_loss"], expected * shared.weights["th_loss"])
+    masked = Distiller(KDConfig.from_overrides({"th_projector": "fr", "fr_mask": 0.5}), WIDTHS["v8n"], WIDTHS["v8s"],
+                       reg_max=16)
+    assert masked.th.project is not None
+
+
 def test_teacher_head_term_is_a_from_scratch_default_only():
     assert Distiller(KDConfig.from_overrides({}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms == ("fr_loss", "th_loss")
     finetuning = Distiller(KDConfig.from_overrides({}, finetuning=True), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)

@@ -86,17 +86,24 @@ class FeatureResampling(KDLoss):
                    generator=cfg.fr_generator, weight_norm=cfg.feat_weight_norm)
 
     def compute(self, ctx):
-        return {"fr_loss": self(ctx.student.feats, ctx.t_feats, ctx.feature_weights(), ctx.targets())}
+        generated = self.generated(ctx.student.feats)
+        if self.mask_ratio <= 0:  # G(S_l) of the whole map: the teacher-head term may read it (`th_projector=fr`)
+            ctx.cache["fr_projected"] = generated
+        return {"fr_loss": self.loss(generated, ctx.feature_weights(), ctx.targets())}
 
     def forward(self, s_feats: list, t_feats: list, weights: list | None = None, targets: list | None = None) -> torch.Tensor:
         """Return the scalar loss; `weights` are optional (B, 1, H_l, W_l) spatial weights per level, `targets` the
         teacher features as targets (ctx.targets(): raw or standardised); standardised when not given."""
-        targets = targets or [standardize(t) for t in t_feats]
-        losses = []
-        for l, s in enumerate(s_feats):
-            gen = self.generate[l](random_mask(self.align[l](s), self.mask_ratio, self.fill))
-            weight = None if weights is None else weights[l]
-            losses.append(weighted_mse(gen, targets[l], weight, self.weight_norm).mean())
+        return self.loss(self.generated(s_feats), weights, targets or [standardize(t) for t in t_feats])
+
+    def generated(self, s_feats: list) -> list:
+        """G(M(S_l)) per level: (B, Cs_l, H_l, W_l) -> (B, Ct_l, H_l, W_l)."""
+        return [g(random_mask(a(s), self.mask_ratio, self.fill)) for g, a, s in zip(self.generate, self.align, s_feats)]
+
+    def loss(self, generated: list, weights: list | None, targets: list) -> torch.Tensor:
+        """Mean over levels of the (optionally weighted) MSE between the generated features and the targets."""
+        losses = [weighted_mse(gen, targets[l], None if weights is None else weights[l], self.weight_norm).mean()
+                  for l, gen in enumerate(generated)]
         return torch.stack(losses).mean()
 
 

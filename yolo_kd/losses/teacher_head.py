@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from ultralytics.utils import LOGGER
 
 from .common import binary_kl, dfl_edge_kl, generation_block
 from .registry import KDLoss, register
@@ -31,25 +32,36 @@ class TeacherHeadDistillation(KDLoss):
     """The teacher's frozen head on the student's projected features must predict what it predicts on its own."""
 
     name, columns, order = "th", {"th_loss": "th"}, 15
-    defaults = {"th": 7.0}  # from scratch; cfg/finetune.yaml: 0 (docs/tune64/teacher-head.md)
+    defaults = {"th": 7.0, "th_projector": "own"}  # from scratch; cfg/finetune.yaml: 0 (docs/tune64/teacher-head.md)
+    choices = {"th_projector": ("own", "fr")}
 
-    def __init__(self, s_channels: list[int], t_channels: list[int]):
+    def __init__(self, s_channels: list[int], t_channels: list[int], own_projector: bool = True):
         super().__init__()
-        self.project = nn.ModuleList(generation_block(cs, ct, "pointwise") for cs, ct in zip(s_channels, t_channels))
+        self.project = (nn.ModuleList(generation_block(cs, ct, "pointwise") for cs, ct in zip(s_channels, t_channels))
+                        if own_projector else None)
 
     @classmethod
     def build(cls, cfg, pair):
-        return cls(pair.s_channels, pair.t_channels)
+        shared = cfg.th_projector == "fr"
+        if shared and not (cfg.fr > 0 and cfg.fr_mask == 0):
+            LOGGER.warning(f"th_projector=fr needs the FR term without a mask (fr={cfg.fr}, fr_mask={cfg.fr_mask}): "
+                           "the teacher-head term uses a projector of its own")
+            shared = False
+        return cls(pair.s_channels, pair.t_channels, own_projector=not shared)
 
     def compute(self, ctx):
-        return {"th_loss": self(ctx.student.feats, ctx.teacher.own, ctx.teacher.head)}
+        projected = None if self.project is not None else ctx.cache["fr_projected"]  # FR (order 10) ran first
+        return {"th_loss": self(ctx.student.feats, ctx.teacher.own, ctx.teacher.head, projected)}
 
-    def forward(self, s_feats: list, target, head) -> torch.Tensor:
+    def forward(self, s_feats: list, target, head, projected: list | None = None) -> torch.Tensor:
         """s_feats: [(B, C_l, H_l, W_l)] per level; target: the teacher's HeadOutputs in its own classes (boxes
         (B, 4*reg_max_T, A), scores (B, nc_T, A)), i.e. `head(teacher feats)`, which the teacher's forward pass has
-        already computed; `head(feats) -> HeadOutputs` the teacher's frozen head (`Teacher.head_on`). Returns the
-        scalar loss."""
-        pred = head([p(s).float().contiguous() for p, s in zip(self.project, s_feats)])
+        already computed; `head(feats) -> HeadOutputs` the teacher's frozen head (`Teacher.head_on`); projected:
+        [(B, Ct_l, H_l, W_l)] the student's features already at the teacher's width (the FR term's G(S_l) with
+        `th_projector=fr`), else this term's own projector makes them. Returns the scalar loss."""
+        if projected is None:
+            projected = [p(s) for p, s in zip(self.project, s_feats)]
+        pred = head([p.float().contiguous() for p in projected])
         t_scores, t_boxes = target.scores.detach(), target.boxes.detach()
         cls = binary_kl(t_scores, pred.scores, 1.0).sum(1).mean()  # (B, nc, A) -> per anchor, mean
         w = t_scores.float().sigmoid().amax(1)  # (B, A)
