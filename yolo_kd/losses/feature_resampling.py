@@ -85,9 +85,15 @@ class FeatureResampling(KDLoss):
         return cls(pair.s_channels, pair.t_channels, cfg.fr_mask, cfg.fr_fill,
                    generator=cfg.fr_generator, weight_norm=cfg.feat_weight_norm)
 
+    @staticmethod
+    def shares_projection(cfg) -> bool:
+        """Whether the built term leaves G(S_l) of the whole, unmasked map in `ctx.cache["fr_projected"]` (read by the
+        teacher-head term with `th_projector=fr`): only the one rule, used by both."""
+        return cfg.fr > 0 and cfg.fr_mask <= 0
+
     def compute(self, ctx):
         generated = self.generated(ctx.student.feats)
-        if self.mask_ratio <= 0:  # G(S_l) of the whole map: the teacher-head term may read it (`th_projector=fr`)
+        if self.mask_ratio <= 0:  # shares_projection: G(S_l) of the whole map, for the teacher-head term
             ctx.cache["fr_projected"] = generated
         return {"fr_loss": self.loss(generated, ctx.feature_weights(), ctx.targets())}
 
