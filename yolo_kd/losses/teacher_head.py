@@ -33,7 +33,7 @@ class TeacherHeadDistillation(KDLoss):
     """The teacher's frozen head on the student's projected features must predict what it predicts on its own."""
 
     name, columns, order = "th", {"th_loss": "th"}, 15
-    defaults = {"th": 7.0, "th_projector": "own"}  # from scratch; cfg/finetune.yaml: 0 (docs/tune64/teacher-head.md)
+    defaults = {"th": 7.0, "th_projector": "own"}  # from scratch (docs/tune64/teacher-head.md); fine-tuning 0 (docs/tune64/finetune-th.md)
     choices = {"th_projector": ("own", "fr")}
 
     def __init__(self, s_channels: list[int], t_channels: list[int], own_projector: bool = True):
