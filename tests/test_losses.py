@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from yolo_kd.config import KDConfig
+from yolo_kd.config import KDConfig, KDConfigError
 from yolo_kd.distiller import Distiller
 from yolo_kd.losses import (
     ChannelWiseDistillation,
@@ -407,6 +407,23 @@ def test_kd_schedule():
     assert kd_scale(10, 20, schedule="cosine", final=0.4) == pytest.approx(0.7)  # 0.4 + 0.6 * 0.5
     assert kd_scale(19.999, 20, schedule="cosine", final=0.4) == pytest.approx(0.4, abs=1e-6)
     assert kd_scale(10, 20, final=0.4) == 1  # constant ignores it
+
+
+def test_kd_hold_terms_skip_the_decay():
+    """`kd_hold=th`: the teacher-head term is weighted by `held_scale` (warm-up only), the others by the scheduled
+    `scale`; a key that weighs no term is refused in one line."""
+    s, t = _head(WIDTHS["v8n"], False), _head(WIDTHS["v8s"], False)
+    a = s.scores.shape[-1]
+    fg, labels = torch.zeros(2, a, dtype=torch.bool), torch.zeros(2, a, dtype=torch.long)
+    d = Distiller(KDConfig.from_overrides({"kd_hold": "th"}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+    assert d.held == {"th_loss"} and d.cfg.kd_hold == "th"
+    full = d(s, t, fg, labels, {})
+    decayed = d(s, t, fg, labels, {}, scale=0.25, held_scale=1.0)
+    assert torch.allclose(decayed["fr_loss"], 0.25 * full["fr_loss"]) and torch.allclose(decayed["th_loss"], full["th_loss"])
+    assert not Distiller(KDConfig.from_overrides({}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).held
+    assert KDConfig.from_overrides({"kd_hold": ["th", " fr"]}).held == ("th", "fr")
+    with pytest.raises(KDConfigError, match="'thh' is not the weight key of a KD term.*'th'"):
+        KDConfig.from_overrides({"kd_hold": "thh"})
 
 
 def test_finetuning_defaults_apply_below_presets_and_explicit_keys(tmp_path):

@@ -218,6 +218,24 @@ def test_kd_assign_is_dropped_with_a_warning_when_the_teacher_cannot_guide(same_
     assert all("kd_assign=0.5 is configured but not used: the teacher" in w for w in warnings)
 
 
+def test_kd_scale_and_held_scale_follow_the_schedule():
+    """Halfway through a cosine schedule the criterion gets scale 0.5 for the decaying terms and held_scale 1 for
+    those in `kd_hold`; in the KD-free final epochs both are 0."""
+    from types import SimpleNamespace
+
+    from yolo_kd.config import KDConfig
+    from yolo_kd.trainer import KDTrainer
+
+    crit = SimpleNamespace(scale=None, held_scale=None)
+    stub = SimpleNamespace(kd_cfg=KDConfig.from_overrides({"kd_hold": "th", "kd_off_last": 2}), epochs=22, epoch=10,
+                           _batches_this_epoch=0, train_loader=[0] * 4, _kd_criterion=lambda: crit)
+    KDTrainer.update_kd_scale(stub)
+    assert crit.scale == pytest.approx(0.5) and crit.held_scale == 1.0 and stub._batches_this_epoch == 1
+    stub.epoch = 20
+    KDTrainer.update_kd_scale(stub)
+    assert crit.scale == 0.0 and crit.held_scale == 0.0
+
+
 def test_kd_with_zero_weights_equals_plain_yolo_loss(workdir, tiny_data, tiny_teacher):
     from ultralytics.utils.torch_utils import unwrap_model
 

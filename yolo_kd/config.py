@@ -206,6 +206,25 @@ class KDConfig(SimpleNamespace):
         for k in positive:
             if getattr(self, k) <= 0:
                 raise KDConfigError(f"'{k}={getattr(self, k)}' must be > 0")
+        self.kd_hold = ",".join(self._held_keys())
+
+    def _held_keys(self) -> tuple[str, ...]:
+        """`kd_hold` as a tuple of weight keys ('th', 'th,fr', ['th'] or empty); KDConfigError for a key that weighs
+        no KD term."""
+        v = self.kd_hold
+        names = [str(n).strip() for n in (v if isinstance(v, (list, tuple)) else str(v or "").split(","))]
+        names = tuple(n for n in names if n)
+        weights = {key for classes in REGISTRY.values() for cls in classes for key in cls.columns.values()}
+        for n in names:
+            if n not in weights:
+                raise KDConfigError(f"'kd_hold={v}': '{n}' is not the weight key of a KD term "
+                                    f"(e.g. {', '.join(sorted(weights)[:6])}).{suggest(n, weights)}")
+        return names
+
+    @property
+    def held(self) -> tuple[str, ...]:
+        """The weight keys named in `kd_hold` (their terms skip the decay of `kd_schedule`)."""
+        return tuple(n for n in (self.kd_hold or "").split(",") if n)
 
     def as_dict(self) -> dict:
         """Plain dict of all KD keys (for args.yaml, checkpoints and the DDP relaunch)."""

@@ -44,6 +44,7 @@ class KDCriterion:
         det_loss = getattr(base, branch, base) if hasattr(base, "one2many") else base
         self.tap = AssignmentTap(det_loss)
         self.scale = 1.0  # KD schedule multiplier (warm-up, decay), set by the trainer before each batch
+        self.held_scale = 1.0  # the same without the decay, for the terms named in `kd_hold`
         self.budget = budget  # cap on sum(KD) / YOLO loss; 0 = none
         self.assign = assign  # share of the assignment taken from the teacher's predictions (times `scale`); 0 = none
         self.bad_counts = None  # (n_terms,) batches in which each term was non-finite, this epoch (device tensor)
@@ -87,7 +88,8 @@ class KDCriterion:
             self.tap.set_guide(None, 0.0)
         if not self.distiller.terms:
             return loss, items
-        terms = self.distiller(student, teacher, self.tap.fg_mask, self.tap.labels, batch, self.scale, mapped=True)
+        terms = self.distiller(student, teacher, self.tap.fg_mask, self.tap.labels, batch, self.scale, mapped=True,
+                                 held_scale=self.held_scale)
         kd = torch.stack(list(terms.values()))
         finite = torch.isfinite(kd)
         bad = (~finite).int()

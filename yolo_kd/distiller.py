@@ -60,6 +60,7 @@ class Distiller(nn.Module):
                 self.add_module(cls.name, cls.build(cfg, pair))
                 self.weights.update(built)
         self.terms = tuple(self.weights)
+        self.held = frozenset(k for k in self.terms if self.weight_key(k) in cfg.held)  # skip the schedule's decay
 
     def weight_key(self, column: str) -> str:
         """The config key holding a column's weight ('fr_loss' -> 'fr', 'kd_loss' -> 'logit_kd')."""
@@ -99,8 +100,10 @@ class Distiller(nn.Module):
         batch: dict,
         scale: float = 1.0,
         mapped: bool = False,
+        held_scale: float | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Return {column: weighted, clipped scalar} for one batch, times the schedule's `scale` (warm-up, decay).
+        """Return {column: weighted, clipped scalar} for one batch, times the schedule's `scale` (warm-up, decay), or
+        `held_scale` (warm-up only; default `scale`) for the terms named in `kd_hold`.
 
         student/teacher: head outputs (feats per level, boxes (B, 4*reg_max, A), scores (B, nc, A)); `mapped=True`
         when the teacher's scores are already in the student's class order (`in_student_classes`).
@@ -112,7 +115,8 @@ class Distiller(nn.Module):
         raw = {}
         for loss in self.children():
             raw.update(loss.compute(ctx))
-        return {k: self.clip(raw[k]) * self.weights[k] * scale for k in self.terms}
+        held_scale = scale if held_scale is None else held_scale
+        return {k: self.clip(raw[k]) * self.weights[k] * (held_scale if k in self.held else scale) for k in self.terms}
 
 
 def suppressed_logits(z: torch.Tensor, other: torch.Tensor) -> torch.Tensor:

@@ -5,9 +5,10 @@
     decay(e) = 1 (constant)  or  final + (1 - final) * (1 + cos(pi * e / (E - off_last))) / 2  (cosine)
 
 with e the fractional number of epochs done and E the number of epochs; `final` is the share of the KD weight that
-the cosine decay keeps at its end (0: decays to 0, as Ultralytics' `lrf` does for the learning rate). The final
-KD-free epochs follow RTMDet, which stops auxiliary losses for its last no-mosaic epochs so the student settles on the
-detection loss alone.
+the cosine decay keeps at its end (0: decays to 0, as Ultralytics' `lrf` does for the learning rate). A term named in
+`kd_hold` skips the decay: it gets ramp(e) alone (`kd_scale(..., schedule="constant")`). The final KD-free epochs
+follow RTMDet, which stops auxiliary losses for its last no-mosaic epochs so the student settles on the detection loss
+alone.
 """
 
 from __future__ import annotations

@@ -379,6 +379,7 @@ class KDTrainer(DetectionTrainer):
         c = self.kd_cfg
         done = getattr(self, "epoch", 0) + self._batches_this_epoch / max(len(self.train_loader), 1)
         crit.scale = kd_scale(done, self.epochs, c.kd_warmup, c.kd_schedule, int(c.kd_off_last), c.kd_final)
+        crit.held_scale = kd_scale(done, self.epochs, c.kd_warmup, "constant", int(c.kd_off_last))
         self._batches_this_epoch += 1
 
     def log_fam_alpha(self) -> None:
