@@ -93,7 +93,7 @@ class FeatureResampling(KDLoss):
 
     def compute(self, ctx):
         generated = self.generated(ctx.student.feats)
-        if self.mask_ratio <= 0:  # shares_projection: G(S_l) of the whole map, for the teacher-head term
+        if self.shares_projection(ctx.cfg):  # G(S_l) of the whole map, for the teacher-head term
             ctx.cache["fr_projected"] = generated
         return {"fr_loss": self.loss(generated, ctx.feature_weights(), ctx.targets())}
 
