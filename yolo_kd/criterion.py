@@ -47,6 +47,7 @@ class KDCriterion:
         self.held_scale = 1.0  # the same without the decay, for the terms named in `kd_hold`
         self.budget = budget  # cap on sum(KD) / YOLO loss; 0 = none
         self.assign = assign  # share of the assignment taken from the teacher's predictions (times `scale`); 0 = none
+        self.backbone_tap = None  # BackboneTap recording the student's neck inputs (teacher-neck term), set by the trainer
         self.bad_counts = None  # (n_terms,) batches in which each term was non-finite, this epoch (device tensor)
         self.skipped_before = 0  # batches with a non-finite KD term in earlier epochs
         self.batches_this_epoch = 0
@@ -72,6 +73,8 @@ class KDCriterion:
 
     def __call__(self, preds, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         student = head_outputs(preds, self.branch)
+        if self.backbone_tap is not None:  # attached by the trainer before this batch's forward pass
+            student.backbone = self.backbone_tap.take()
         if self.branch != "one2many":  # one2one feats are detached in end-to-end heads: features come from one2many
             student.feats = head_outputs(preds, "one2many").feats
         batch_size = student.scores.shape[0]

@@ -17,6 +17,7 @@ from .classmap import ClassMap, resolve_class_map
 from .config import KDConfig
 from .losses import REGISTRY, KDContext, Pair
 from .losses.registry import weight_key
+from .neck import neck_input_channels
 from .teacher import HeadOutputs, class_names, detect_head, head_channels
 
 
@@ -33,17 +34,19 @@ class Distiller(nn.Module):
         class_index: teacher class of each student class (-1: none), when the teacher's classes are not the
             student's in the same order (see `yolo_kd.classmap`); None for identical classes.
         t_nc: number of teacher classes (its classes outside `class_index` are the ones the data does not label).
+        s_neck_in / t_neck_in: channels of the backbone outputs each neck reads (the teacher-neck term needs them).
     """
 
     def __init__(self, cfg: KDConfig, s_channels: list[int], t_channels: list[int], reg_max: int,
                  same_classes: bool = True, same_reg_max: bool = True, nc: int | None = None,
-                 class_index: tuple | None = None, t_nc: int | None = None):
+                 class_index: tuple | None = None, t_nc: int | None = None, s_neck_in=(), t_neck_in=()):
         super().__init__()
         self.cfg = cfg
         self.register_buffer("class_index", None if class_index is None else torch.tensor(class_index), persistent=False)
         unlabeled = None if class_index is None or t_nc is None else sorted(set(range(t_nc)) - set(class_index))
         self.register_buffer("unlabeled_index", torch.tensor(unlabeled) if unlabeled else None, persistent=False)
-        self.pair = pair = Pair(tuple(s_channels), tuple(t_channels), reg_max, nc, same_classes, same_reg_max)
+        self.pair = pair = Pair(tuple(s_channels), tuple(t_channels), reg_max, nc, same_classes, same_reg_max,
+                                tuple(s_neck_in), tuple(t_neck_in))
         self.weights, self.skipped = {}, {}
         for cls in REGISTRY.get(cfg.method, []):
             built = {}
@@ -133,8 +136,14 @@ def build_distiller(cfg: KDConfig, student: nn.Module, teacher: nn.Module, data_
     Returns the Distiller (on CPU) and the class map."""
     cmap = resolve_class_map(class_names(teacher), data_names, cfg.class_map)
     s_head, t_head = detect_head(student), detect_head(teacher)
+    s_neck_in, t_neck_in = (), ()
+    if cfg.method == "paper" and float(cfg.tn) > 0:  # one more probe pass each, for the teacher-neck term only
+        try:
+            s_neck_in, t_neck_in = neck_input_channels(student, channels), neck_input_channels(teacher, channels)
+        except (ValueError, AttributeError):  # no top-down neck: the term is skipped with its reason
+            pass
     distiller = Distiller(cfg, head_channels(student, channels), head_channels(teacher, channels), s_head.reg_max,
                           same_classes=cmap is not None, same_reg_max=t_head.reg_max == s_head.reg_max, nc=s_head.nc,
                           class_index=None if cmap is None or cmap.identity else cmap.index,
-                          t_nc=t_head.nc)
+                          t_nc=t_head.nc, s_neck_in=s_neck_in, t_neck_in=t_neck_in)
     return distiller, cmap

@@ -19,6 +19,8 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 from ultralytics.utils.torch_utils import fuse_conv_and_bn
 
+from .neck import neck_inputs, run_layers
+
 
 class TeacherError(ValueError):
     """The teacher cannot be used: missing, unreadable, not a detector, or incompatible with the student/data."""
@@ -28,14 +30,18 @@ class TeacherError(ValueError):
 class HeadOutputs:
     """Raw outputs of a Detect head for one batch: feats [(B, C_l, H_l, W_l)], boxes (B, 4*reg_max, A), scores
     (B, nc, A) logits. Teacher only: `head`, the frozen branch that made them, `head(feats) -> HeadOutputs` for other
-    features of the same shapes (gradients flow into those features, never into the head); `unmapped`, set when the
-    scores were mapped to the student's classes, the outputs as the head made them (its own classes)."""
+    features of the same shapes (gradients flow into those features, never into the head); `neck`, the same for the
+    frozen neck and head, `neck(backbone outputs the neck reads) -> HeadOutputs`; `unmapped`, set when the scores
+    were mapped to the student's classes, the outputs as the head made them (its own classes). Student only:
+    `backbone`, its backbone outputs that the neck reads [(B, C_j, H_j, W_j)], when the teacher-neck term records them."""
 
     feats: list
     boxes: torch.Tensor
     scores: torch.Tensor
     head: object = None
     unmapped: HeadOutputs | None = None
+    neck: object = None
+    backbone: list | None = None
 
     @property
     def own(self) -> HeadOutputs:
@@ -189,6 +195,10 @@ class Teacher:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.head = detect_head(self.model)
+        try:
+            self.neck_start, self.neck_reads = neck_inputs(self.model)
+        except (ValueError, AttributeError):  # no top-down neck: the teacher-neck term is not built for such a pair (no channels probed)
+            self.neck_start, self.neck_reads = None, ()
         self.stride = self.head.stride
         self.nc = self.head.nc
         self.reg_max = self.head.reg_max
@@ -203,6 +213,7 @@ class Teacher:
         finally:
             self.head.training = False
         out.head = self.head_on(branch)
+        out.neck = self.neck_on(branch) if self.neck_start is not None else None
         return out
 
     def head_on(self, branch: str = "one2many"):
@@ -213,5 +224,19 @@ class Teacher:
 
         def run(feats: list) -> HeadOutputs:
             return head_outputs(self.head.forward_head(feats, **modules))
+
+        return run
+
+    def neck_on(self, branch: str = "one2many"):
+        """The frozen neck and head as a function of the backbone outputs they read ([(B, C_j, H_j, W_j)] in layer
+        order) -> HeadOutputs of `branch`, differentiable in those inputs (teacher-neck distillation)."""
+        layers = self.model.model[self.neck_start:]
+
+        def run(backbone: list) -> HeadOutputs:
+            self.head.training = True  # raw prediction dict, as in __call__
+            try:
+                return head_outputs(run_layers(layers, dict(zip(self.neck_reads, backbone))), branch)
+            finally:
+                self.head.training = False
 
         return run

@@ -46,6 +46,7 @@ from .config import KDConfig, finetune_summary, kd_defaults, split_overrides, st
 from .criterion import KDCriterion, KDTrainingError
 from .distiller import build_distiller
 from .grad_clip import clip_jointly
+from .neck import BackboneTap, neck_inputs
 from .preflight import check_device, check_student, check_ultralytics_args, check_writable, resolve_resume, run_parent
 from .schedule import kd_scale
 from .teacher import (
@@ -236,6 +237,8 @@ class KDTrainer(DetectionTrainer):
             base = student.criterion if getattr(student, "criterion", None) is not None else student.init_criterion()
             student.criterion = KDCriterion(base, self.teacher, self.distiller, self.kd_cfg.kd_branch,
                                             self.kd_cfg.kd_budget, self._assign_share())
+            if "tn_loss" in self.distiller.terms:  # the teacher-neck term reads the student's neck inputs
+                student.criterion.backbone_tap = BackboneTap(student, neck_inputs(student)[1])
 
     def _assign_share(self) -> float:
         """`kd_assign`, or 0 with a one-line warning when the teacher cannot guide the assignment."""
@@ -356,12 +359,15 @@ class KDTrainer(DetectionTrainer):
             LOGGER.warning(f"{colorstr('KD:')} {crit.skipped_before} batch(es) had non-finite KD terms and used YOLO loss only")
 
     def run_callbacks(self, event: str):
-        """Ultralytics' callbacks, plus the KD schedule before each batch, and the KD health check and FAM log at
-        the end of each training epoch."""
+        """Ultralytics' callbacks, plus the KD schedule (and the student's backbone tap, for the teacher-neck term)
+        before each batch, and the KD health check and FAM log at the end of each training epoch."""
         if event == "on_train_epoch_start":
             self._batches_this_epoch = 0
         elif event == "on_train_batch_start":
             self.update_kd_scale()
+            tap = getattr(self._kd_criterion(), "backbone_tap", None)
+            if tap is not None:  # hooks on for this batch's forward pass only; the criterion takes them off
+                tap.attach()
         elif event == "on_train_epoch_end":
             self.check_kd_health()
             self.log_fam_alpha()

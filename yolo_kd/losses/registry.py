@@ -31,8 +31,8 @@ def register(*methods: str):
 
 @dataclass(frozen=True)
 class Pair:
-    """What a teacher/student pair offers: head-input channels per level, the student's DFL bins and classes, and
-    whether classes and DFL bins match the teacher's."""
+    """What a teacher/student pair offers: head-input channels per level, the student's DFL bins and classes,
+    whether classes and DFL bins match the teacher's, and (when probed) the channels of each model's neck inputs."""
 
     s_channels: tuple
     t_channels: tuple
@@ -40,6 +40,8 @@ class Pair:
     nc: int | None = None
     same_classes: bool = True
     same_reg_max: bool = True
+    s_neck_in: tuple = ()  # channels of the backbone outputs the neck reads (teacher-neck term only; () = not probed)
+    t_neck_in: tuple = ()
 
 
 @dataclass

@@ -62,13 +62,19 @@ class TeacherHeadDistillation(KDLoss):
         `th_projector=fr`), else this term's own projector makes them. Returns the scalar loss."""
         if projected is None:
             projected = [p(s) for p, s in zip(self.project, s_feats)]
-        pred = head([p.float().contiguous() for p in projected])
-        t_scores, t_boxes = target.scores.detach(), target.boxes.detach()
-        cls = binary_kl(t_scores, pred.scores, 1.0).sum(1).mean()  # (B, nc, A) -> per anchor, mean
-        w = t_scores.float().sigmoid().amax(1)  # (B, A)
-        reg_max = pred.boxes.shape[1] // 4  # the teacher head's DFL bins, not the student's (a YOLO26 student has 1)
-        if reg_max > 1:
-            err = dfl_edge_kl(pred.boxes, t_boxes, reg_max)  # (B, A)
-        else:
-            err = (pred.boxes.float() - t_boxes.float()).pow(2).mean(1)  # (B, A)
-        return cls + (err * w).sum() / w.sum().clamp_min(1e-12)
+        return prediction_match(head([p.float().contiguous() for p in projected]), target)
+
+
+def prediction_match(pred, target) -> torch.Tensor:
+    """How far the teacher head's predictions `pred` on other features are from its own, `target` (both HeadOutputs:
+    boxes (B, 4*reg_max, A), scores (B, nc, A)): the per-anchor class KL, averaged, plus the box KL (DFL edges; the
+    MSE for reg_max = 1 heads) weighted by the teacher's highest class probability. Returns the scalar loss."""
+    t_scores, t_boxes = target.scores.detach(), target.boxes.detach()
+    cls = binary_kl(t_scores, pred.scores, 1.0).sum(1).mean()  # (B, nc, A) -> per anchor, mean
+    w = t_scores.float().sigmoid().amax(1)  # (B, A)
+    reg_max = pred.boxes.shape[1] // 4  # the teacher head's DFL bins, not the student's (a YOLO26 student has 1)
+    if reg_max > 1:
+        err = dfl_edge_kl(pred.boxes, t_boxes, reg_max)  # (B, A)
+    else:
+        err = (pred.boxes.float() - t_boxes.float()).pow(2).mean(1)  # (B, A)
+    return cls + (err * w).sum() / w.sum().clamp_min(1e-12)

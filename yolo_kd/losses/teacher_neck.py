@@ -1,0 +1,59 @@
+"""Teacher-neck distillation (beyond the abstract; the teacher-head term one stage earlier, as in hybrid
+student/teacher forward passes).
+
+The student's backbone outputs B_j that its neck reads (P3, P4, P5), projected to the teacher's channels by
+projectors Q_j of their own (conv1x1-ReLU-conv1x1), go through the teacher's frozen neck and head N; the predictions
+there must match the teacher's own, with the teacher-head term's loss (`teacher_head.prediction_match`):
+
+    L_tn = match(N(Q(B)), N(B^T))
+
+The teacher-head term sends the prediction-space error into the student's neck outputs; this one sends it straight
+into the student's backbone, measured through the teacher's own neck. Gradients reach the projectors and the
+student only. The student's backbone outputs are recorded by forward hooks that exist only during its forward pass
+(`yolo_kd.neck.BackboneTap`). Off by default (`tn=0`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .common import generation_block
+from .registry import KDLoss, register
+from .teacher_head import prediction_match
+
+
+@register("paper")
+class TeacherNeckDistillation(KDLoss):
+    """The teacher's frozen neck and head on the student's projected backbone outputs must predict what they predict
+    on the teacher's own."""
+
+    name, columns, order = "tn", {"tn_loss": "tn"}, 16
+    defaults = {"tn": 0.0}
+
+    def __init__(self, s_channels: tuple, t_channels: tuple):
+        super().__init__()
+        self.project = nn.ModuleList(generation_block(cs, ct, "pointwise") for cs, ct in zip(s_channels, t_channels))
+
+    @classmethod
+    def skip_reason(cls, column, pair):
+        s, t = pair.s_neck_in, pair.t_neck_in
+        if not s or len(s) != len(t):
+            return (f"the teacher-neck term needs the backbone outputs that each neck reads, one per level on both "
+                    f"sides (student {len(s)}, teacher {len(t)})")
+        return None
+
+    @classmethod
+    def build(cls, cfg, pair):
+        return cls(pair.s_neck_in, pair.t_neck_in)
+
+    def compute(self, ctx):
+        target = ctx.teacher.own
+        if not ctx.student.backbone:
+            raise RuntimeError("teacher-neck term: the student's backbone outputs were not recorded for this batch")
+        return {"tn_loss": self(ctx.student.backbone, target, target.neck)}
+
+    def forward(self, s_backbone: list, target, neck) -> torch.Tensor:
+        """s_backbone: [(B, C_j, H_j, W_j)] the student's neck inputs; target: the teacher's HeadOutputs (its own
+        classes); `neck(backbone) -> HeadOutputs` the teacher's frozen neck and head. Returns the scalar loss."""
+        return prediction_match(neck([p(s).float().contiguous() for p, s in zip(self.project, s_backbone)]), target)
