@@ -28,6 +28,7 @@ from yolo_kd.losses.spatial_attention import spatial_attention
 from yolo_kd.teacher import HeadOutputs
 
 WIDTHS = {"v8n": [64, 128, 256], "v8s": [128, 256, 512], "v8l": [256, 512, 512]}
+NECK = {"s_neck_in": (64, 128, 256), "t_neck_in": (128, 256, 512)}  # v8n -> v8s neck inputs (teacher-neck term)
 SHAPES = [(16, 16), (8, 8), (4, 4)]
 
 
@@ -345,11 +346,11 @@ def test_batch_weight_normalisation_is_the_batch_weighted_average():
 def test_paper_terms_and_clip():
     """`paper` keeps the measured defaults (teacher-foreground-weighted feature distillation); `paper_all` builds every
     term of the paper's four ideas."""
-    paper = Distiller(KDConfig.from_overrides({"method": "paper"}), WIDTHS["v8n"], WIDTHS["v8s"], 16)
-    assert paper.terms == ("fr_loss", "th_loss")
+    paper = Distiller(KDConfig.from_overrides({"method": "paper"}), WIDTHS["v8n"], WIDTHS["v8s"], 16, **NECK)
+    assert paper.terms == ("fr_loss", "th_loss", "tn_loss")
     cfg = KDConfig.from_overrides({"kd": "paper_all"})
-    d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
-    assert d.terms == ("fr_loss", "th_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss")
+    d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, **NECK)
+    assert d.terms == ("fr_loss", "th_loss", "tn_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss")
     assert not d.skipped
     big = torch.tensor(50.0, requires_grad=True)
     clipped = d.clip(big)
@@ -380,8 +381,8 @@ def test_terms_built_for_each_pair():
     v8_to_26 = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=1, same_reg_max=False, nc=6)
     assert {"tckd_loss", "nckd_loss", "bgkd_loss"} <= set(v8_to_26.terms) and "ld_loss" not in v8_to_26.terms
     assert "reg_max" in v8_to_26.skipped["ld_loss"]
-    other_classes = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, same_classes=False)
-    assert other_classes.terms == ("fr_loss", "th_loss", "sam_loss", "fam_loss", "ld_loss")
+    other_classes = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, same_classes=False, **NECK)
+    assert other_classes.terms == ("fr_loss", "th_loss", "tn_loss", "sam_loss", "fam_loss", "ld_loss")
     assert set(other_classes.skipped) == {"tckd_loss", "nckd_loss", "bgkd_loss"}
     two = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=2)
     assert "nckd_loss" not in two.terms and "identically 0" in two.skipped["nckd_loss"]

@@ -59,11 +59,11 @@ def test_teacher_neck_term_trains_the_students_backbone_not_the_teacher():
     assert all(p.grad is None for p in teacher.model.parameters())
 
 
-def test_teacher_neck_term_is_off_by_default_and_skipped_without_neck_channels():
-    widths = [64, 128, 256], [128, 256, 512]
-    assert "tn_loss" not in Distiller(KDConfig.from_overrides({}), *widths, reg_max=16).terms
-    cfg = KDConfig.from_overrides({"tn": 7.0})
-    unprobed = Distiller(cfg, *widths, reg_max=16)
-    assert "tn_loss" not in unprobed.terms and "backbone outputs" in unprobed.skipped["tn_loss"]
-    built = Distiller(cfg, *widths, reg_max=16, s_neck_in=(64, 128, 256), t_neck_in=(128, 256, 512))
+def test_teacher_neck_term_is_a_from_scratch_default_skipped_without_neck_channels():
+    widths, neck = ([64, 128, 256], [128, 256, 512]), {"s_neck_in": (64, 128, 256), "t_neck_in": (128, 256, 512)}
+    built = Distiller(KDConfig.from_overrides({}), *widths, reg_max=16, **neck)
     assert built.terms == ("fr_loss", "th_loss", "tn_loss") and len(built.tn.project) == 3
+    assert "tn_loss" not in Distiller(KDConfig.from_overrides({}, finetuning=True), *widths, reg_max=16, **neck).terms
+    assert "tn_loss" not in Distiller(KDConfig.from_overrides({"tn": 0}), *widths, reg_max=16, **neck).terms
+    unprobed = Distiller(KDConfig.from_overrides({}), *widths, reg_max=16)
+    assert "tn_loss" not in unprobed.terms and "backbone outputs" in unprobed.skipped["tn_loss"]
