@@ -211,6 +211,7 @@ def test_kd_term_non_finite_for_an_epoch_stops_training(workdir, tiny_data, tiny
         student.loss(batch, student(batch["img"]))
     with pytest.raises(KDTrainingError, match=r"fam_loss was non-finite in 2/2 batches .* \(fam=0\)"):
         t.run_callbacks("on_train_epoch_end")
+    student.criterion.backbone_tap.attach()  # as the next epoch's first batch does (the epoch's end took it off)
     student.loss(batch, student(batch["img"]))  # one more bad batch ...
     student.criterion.batches_this_epoch = 20  # ... in an epoch of 20 (5% <= kd_max_skip): a warning, training goes on
     t.check_kd_health()

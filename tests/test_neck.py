@@ -21,16 +21,19 @@ def test_neck_inputs_are_the_backbone_levels_the_neck_reads(cfg, expected):
 
 @pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo26n.yaml"])
 def test_teacher_neck_on_its_own_backbone_reproduces_its_outputs(cfg):
-    """neck(B^T) == the teacher's forward pass, and the tap's hooks are gone after `take()`."""
+    """neck(B^T) == the teacher's forward pass; `take()` forgets what it returns, and `detach()` removes the hooks."""
     teacher = Teacher(DetectionModel(cfg, nc=3, verbose=False), torch.device("cpu"))
     tap = BackboneTap(teacher.model, teacher.neck_reads)
     tap.attach()
+    tap.attach()  # idempotent: one hook per layer
     out = teacher(torch.rand(2, 3, 64, 64))
     backbone = tap.take()
-    assert len(backbone) == 3 and not any(m._forward_hooks for m in tap.layers)
+    assert len(backbone) == 3 and tap.take() == [] and all(len(m._forward_hooks) == 1 for m in tap.layers)
     again = out.neck(backbone)
     assert torch.equal(again.scores, out.scores) and torch.equal(again.boxes, out.boxes)
-    assert tap.take() == []  # nothing recorded without attach()
+    tap.detach()
+    teacher(torch.rand(2, 3, 64, 64))
+    assert tap.take() == [] and not any(m._forward_hooks for m in tap.layers)
 
 
 def test_teacher_neck_term_trains_the_students_backbone_not_the_teacher():

@@ -237,27 +237,30 @@ def test_kd_scale_and_held_scale_follow_the_schedule():
 
 
 def test_teacher_neck_term_in_a_real_kd_step(workdir, tiny_data, tiny_teacher):
-    """tn>0: the trainer taps the student's neck inputs for the batch's forward pass only; the step logs tn_loss and
-    no hook is left on the student (so no checkpoint or EMA copy can carry one)."""
+    """tn>0 (the default from scratch): the trainer taps the student's neck inputs during the training batches; the
+    step logs tn_loss and trains the term's projectors, and at the epoch's end (before validation, checkpoints or an
+    EMA rebuild copy the model) no hook is left on the student."""
     from ultralytics.utils.torch_utils import unwrap_model
 
-    t, batch = _setup(workdir, tiny_data, tiny_teacher, "neck", tn=7.0, kd_warmup=0)
+    t, batch = _setup(workdir, tiny_data, tiny_teacher, "neck", kd_warmup=0)
     student = unwrap_model(t.model)
     crit = student.criterion
     assert "tn_loss" in t.distiller.terms and crit.backbone_tap is not None
-    t.run_callbacks("on_train_batch_start")
     assert all(m._forward_hooks for m in crit.backbone_tap.layers)
     loss, items = t.model(batch)
-    assert torch.isfinite(items["tn_loss"]) and items["tn_loss"] > 0
-    assert not any(m._forward_hooks for m in student.modules())
+    assert torch.isfinite(items["tn_loss"]) and items["tn_loss"] > 0 and crit.backbone_tap.outputs == {}
     loss.sum().backward()
-    assert all(p.grad is not None for p in t.distiller.tn.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in t.distiller.tn.parameters())
+    t.run_callbacks("on_train_epoch_end")
+    assert not any(m._forward_hooks for m in student.modules())
+    t.run_callbacks("on_train_batch_start")
+    assert all(m._forward_hooks for m in crit.backbone_tap.layers)
 
 
 def test_kd_with_zero_weights_equals_plain_yolo_loss(workdir, tiny_data, tiny_teacher):
     from ultralytics.utils.torch_utils import unwrap_model
 
-    zero = dict(fr=0, th=0, sam=0, fam=0, tckd=0, nckd=0, bgkd=0, ld=0)
+    zero = dict(fr=0, th=0, tn=0, sam=0, fam=0, tckd=0, nckd=0, bgkd=0, ld=0)
     t, batch = _setup(workdir, tiny_data, tiny_teacher, "zero", **zero)
     student = unwrap_model(t.model)
     assert t.distiller.terms == ()

@@ -73,7 +73,7 @@ class KDCriterion:
 
     def __call__(self, preds, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         student = head_outputs(preds, self.branch)
-        if self.backbone_tap is not None:  # attached by the trainer before this batch's forward pass
+        if self.backbone_tap is not None:  # attached by the trainer for the training batches
             student.backbone = self.backbone_tap.take()
         if self.branch != "one2many":  # one2one feats are detached in end-to-end heads: features come from one2many
             student.feats = head_outputs(preds, "one2many").feats

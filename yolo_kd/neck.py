@@ -39,17 +39,20 @@ def run_layers(layers, outputs: dict[int, torch.Tensor]):
 
 
 class BackboneTap:
-    """Records the outputs of a model's layers `indices` during one forward pass: `attach()` before the pass,
-    `take()` after it returns them in index order ([(B, C_j, H_j, W_j)], still in the autograd graph) and removes the
-    hooks. Hooks live only between the two calls, so no copy or checkpoint of the model ever carries them."""
+    """Records the outputs of a model's layers `indices` in each forward pass while attached: `take()` returns the
+    last pass's outputs in index order ([(B, C_j, H_j, W_j)], still in the autograd graph) and forgets them. The
+    hooks are local closures, so whoever attaches them must detach them before the model can be copied or pickled
+    (the trainer attaches them for the training batches of an epoch only; no Ultralytics checkpoint or EMA copy is
+    made from the training model in that span)."""
 
     def __init__(self, model: nn.Module, indices: tuple[int, ...]):
         self.layers = [model.model[j] for j in indices]
         self.outputs, self.handles = {}, []
 
     def attach(self) -> None:
-        self.detach()
-        self.handles = [m.register_forward_hook(self._record(k)) for k, m in enumerate(self.layers)]
+        """Hook the layers (idempotent)."""
+        if not self.handles:
+            self.handles = [m.register_forward_hook(self._record(k)) for k, m in enumerate(self.layers)]
 
     def _record(self, k: int):
         def hook(module, args, output):
@@ -58,13 +61,13 @@ class BackboneTap:
         return hook
 
     def detach(self) -> None:
+        """Remove the hooks and forget what was recorded."""
         for h in self.handles:
             h.remove()
-        self.handles = []
+        self.handles, self.outputs = [], {}
 
     def take(self) -> list[torch.Tensor]:
-        """The recorded outputs (empty list when the pass did not reach every layer), and detach."""
-        self.detach()
+        """The last pass's outputs (empty list when no hooked pass reached every layer); they are forgotten here."""
         out, self.outputs = self.outputs, {}
         return [out[k] for k in range(len(self.layers))] if len(out) == len(self.layers) else []
 

@@ -239,6 +239,7 @@ class KDTrainer(DetectionTrainer):
                                             self.kd_cfg.kd_budget, self._assign_share())
             if "tn_loss" in self.distiller.terms:  # the teacher-neck term reads the student's neck inputs
                 student.criterion.backbone_tap = BackboneTap(student, neck_inputs(student)[1])
+                student.criterion.backbone_tap.attach()  # off at each epoch's end, on again at its first batch
 
     def _assign_share(self) -> float:
         """`kd_assign`, or 0 with a one-line warning when the teacher cannot guide the assignment."""
@@ -359,16 +360,21 @@ class KDTrainer(DetectionTrainer):
             LOGGER.warning(f"{colorstr('KD:')} {crit.skipped_before} batch(es) had non-finite KD terms and used YOLO loss only")
 
     def run_callbacks(self, event: str):
-        """Ultralytics' callbacks, plus the KD schedule (and the student's backbone tap, for the teacher-neck term)
-        before each batch, and the KD health check and FAM log at the end of each training epoch."""
+        """Ultralytics' callbacks, plus the KD schedule before each batch, and the KD health check and FAM log at
+        the end of each training epoch. The student's backbone tap (teacher-neck term) is on for the training batches
+        only: off at each epoch's end, before validation, checkpoints and any EMA rebuild copy the model."""
+        tap = None
+        if event in ("on_train_batch_start", "on_train_epoch_end", "on_train_end"):
+            tap = getattr(self._kd_criterion(), "backbone_tap", None)
         if event == "on_train_epoch_start":
             self._batches_this_epoch = 0
         elif event == "on_train_batch_start":
             self.update_kd_scale()
-            tap = getattr(self._kd_criterion(), "backbone_tap", None)
-            if tap is not None:  # hooks on for this batch's forward pass only; the criterion takes them off
+            if tap is not None:
                 tap.attach()
-        elif event == "on_train_epoch_end":
+        elif event in ("on_train_epoch_end", "on_train_end") and tap is not None:
+            tap.detach()
+        if event == "on_train_epoch_end":
             self.check_kd_health()
             self.log_fam_alpha()
         super().run_callbacks(event)

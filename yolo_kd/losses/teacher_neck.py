@@ -9,8 +9,8 @@ there must match the teacher's own, with the teacher-head term's loss (`teacher_
 
 The teacher-head term sends the prediction-space error into the student's neck outputs; this one sends it straight
 into the student's backbone, measured through the teacher's own neck. Gradients reach the projectors and the
-student only. The student's backbone outputs are recorded by forward hooks that exist only during its forward pass
-(`yolo_kd.neck.BackboneTap`).
+student only. The student's backbone outputs are recorded by forward hooks that are on during the training batches
+only (`yolo_kd.neck.BackboneTap`, attached and removed by the trainer).
 
 From scratch `tn=7` (the teacher-head term's weight) is a default: added to `paper` it scored +3.6 ± 5.1 points over 16
 tuning seeds, ahead on 13, by a rule committed before the runs (docs/tune64/teacher-neck.md). Fine-tuning: 0, not measured
@@ -54,7 +54,9 @@ class TeacherNeckDistillation(KDLoss):
     def compute(self, ctx):
         target = ctx.teacher.own
         if not ctx.student.backbone:
-            raise RuntimeError("teacher-neck term: the student's backbone outputs were not recorded for this batch")
+            raise RuntimeError("teacher-neck term: the student's backbone outputs were not recorded for this batch "
+                               "(KDTrainer records them during training batches; elsewhere call "
+                               "criterion.backbone_tap.attach() before the forward pass, or set tn=0)")
         return {"tn_loss": self(ctx.student.backbone, target, target.neck)}
 
     def forward(self, s_backbone: list, target, neck) -> torch.Tensor:
