@@ -40,9 +40,16 @@ def step_overhead(trainer, batches: int = 6, warmup: int = 2) -> dict:
         if not hasattr(crit, "teacher"):
             return {}  # no distillation in this run
         teacher_fn = crit.teacher
+        tap = crit.backbone_tap  # the teacher-neck term's hooks, off once training has ended
 
         def kd_loss(b):
-            return student.loss(b)[0].sum()
+            if tap is None:
+                return student.loss(b)[0].sum()
+            tap.attach()
+            try:
+                return student.loss(b)[0].sum()
+            finally:
+                tap.detach()
 
         def plain_loss(b):
             return crit.base(student(b["img"]), b)[0].sum()
