@@ -2,10 +2,10 @@
 student/teacher forward passes).
 
 The student's backbone outputs B_j that its neck reads (P3, P4, P5), projected to the teacher's channels by
-projectors Q_j of their own (conv1x1-ReLU-conv1x1), go through the teacher's frozen neck and head N; the predictions
+projectors R_j of their own (conv1x1-ReLU-conv1x1), go through the teacher's frozen neck and head N; the predictions
 there must match the teacher's own, with the teacher-head term's loss (`teacher_head.prediction_match`):
 
-    L_tn = match(N(Q(B)), N(B^T))
+    L_tn = match(N(R(B)), N(B^T))
 
 The teacher-head term sends the prediction-space error into the student's neck outputs; this one sends it straight
 into the student's backbone, measured through the teacher's own neck. Gradients reach the projectors and the
