@@ -7,8 +7,8 @@ from ultralytics.nn.tasks import DetectionModel
 from yolo_kd.config import KDConfig
 from yolo_kd.distiller import Distiller
 from yolo_kd.losses.teacher_neck import TeacherNeckDistillation
-from yolo_kd.neck import BackboneTap, neck_input_channels, neck_inputs
-from yolo_kd.teacher import Teacher
+from yolo_kd.neck import BackboneTap, neck_inputs
+from yolo_kd.teacher import Teacher, probe_channels
 
 
 @pytest.mark.parametrize("cfg, expected", [("yolov8n.yaml", (10, (4, 6, 9))), ("yolo11n.yaml", (11, (4, 6, 10))),
@@ -16,7 +16,7 @@ from yolo_kd.teacher import Teacher
 def test_neck_inputs_are_the_backbone_levels_the_neck_reads(cfg, expected):
     model = DetectionModel(cfg, nc=3, verbose=False)
     assert neck_inputs(model) == expected
-    assert len(neck_input_channels(model)) == 3 and model.training  # the probe restores train mode
+    assert len(probe_channels(model, neck=True)[1]) == 3 and model.training  # the probe restores train mode
 
 
 @pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo26n.yaml"])

@@ -17,8 +17,7 @@ from .classmap import ClassMap, resolve_class_map
 from .config import KDConfig
 from .losses import REGISTRY, KDContext, Pair
 from .losses.registry import weight_key
-from .neck import neck_input_channels
-from .teacher import HeadOutputs, class_names, detect_head, head_channels
+from .teacher import HeadOutputs, class_names, detect_head, probe_channels
 
 
 class Distiller(nn.Module):
@@ -136,13 +135,9 @@ def build_distiller(cfg: KDConfig, student: nn.Module, teacher: nn.Module, data_
     Returns the Distiller (on CPU) and the class map."""
     cmap = resolve_class_map(class_names(teacher), data_names, cfg.class_map)
     s_head, t_head = detect_head(student), detect_head(teacher)
-    s_neck_in, t_neck_in = (), ()
-    if cfg.method == "paper" and float(cfg.tn) > 0:  # one more probe pass each, for the teacher-neck term only
-        try:
-            s_neck_in, t_neck_in = neck_input_channels(student, channels), neck_input_channels(teacher, channels)
-        except (ValueError, AttributeError):  # no top-down neck: the term is skipped with its reason
-            pass
-    distiller = Distiller(cfg, head_channels(student, channels), head_channels(teacher, channels), s_head.reg_max,
+    neck = cfg.method == "paper" and float(cfg.tn) > 0  # the teacher-neck term's channels, read by the same probe
+    (s_channels, s_neck_in), (t_channels, t_neck_in) = (probe_channels(m, channels, neck) for m in (student, teacher))
+    distiller = Distiller(cfg, s_channels, t_channels, s_head.reg_max,
                           same_classes=cmap is not None, same_reg_max=t_head.reg_max == s_head.reg_max, nc=s_head.nc,
                           class_index=None if cmap is None or cmap.identity else cmap.index,
                           t_nc=t_head.nc, s_neck_in=s_neck_in, t_neck_in=t_neck_in)

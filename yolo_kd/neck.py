@@ -27,6 +27,15 @@ def neck_inputs(model: nn.Module) -> tuple[int, tuple[int, ...]]:
     return start, tuple(sorted({j for m in layers[start:] for j in _sources(m) if j < start}))
 
 
+def find_neck(model: nn.Module) -> tuple[int, tuple[int, ...]] | None:
+    """`neck_inputs(model)`, or None for a model without a top-down neck (no `Upsample`, or not built by
+    Ultralytics' layer graph): the teacher-neck term is then not built for the pair."""
+    try:
+        return neck_inputs(model)
+    except (ValueError, AttributeError):
+        return None
+
+
 def run_layers(layers, outputs: dict[int, torch.Tensor]):
     """Run `layers` (consecutive layers of a detector, each reading `f`) on the given outputs of earlier layers
     ({index: tensor}); return the last layer's output (the head's, when `layers` ends with it)."""
@@ -71,18 +80,3 @@ class BackboneTap:
         out, self.outputs = self.outputs, {}
         return [out[k] for k in range(len(self.layers))] if len(out) == len(self.layers) else []
 
-
-def neck_input_channels(model: nn.Module, channels: int = 3) -> list[int]:
-    """Channels of the backbone outputs the neck reads, from one eval forward pass on a (1, channels, 64, 64) probe;
-    the model's train/eval mode is restored."""
-    tap = BackboneTap(model, neck_inputs(model)[1])
-    was_training = model.training
-    p = next(model.parameters())
-    try:
-        tap.attach()
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, channels, 64, 64, device=p.device, dtype=p.dtype))
-        return [f.shape[1] for f in tap.take()]
-    finally:
-        tap.detach()
-        model.train(was_training)

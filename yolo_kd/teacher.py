@@ -19,7 +19,7 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 from ultralytics.utils.torch_utils import fuse_conv_and_bn
 
-from .neck import neck_inputs, run_layers
+from .neck import BackboneTap, find_neck, run_layers
 
 
 class TeacherError(ValueError):
@@ -62,15 +62,23 @@ def class_names(model: nn.Module) -> dict:
     return getattr(model, "names", None) or {i: str(i) for i in range(detect_head(model).nc)}
 
 
-def head_channels(model: nn.Module, channels: int = 3) -> list[int]:
-    """Channels of the Detect-head inputs per level, from one eval forward pass on a (1, channels, 64, 64) probe;
-    the model's train/eval mode is restored."""
+def probe_channels(model: nn.Module, channels: int = 3, neck: bool = False) -> tuple[list[int], list[int]]:
+    """Channels of the Detect-head inputs per level and, with `neck`, of the backbone outputs the neck reads ([] for a
+    model without a top-down neck), from one eval forward pass on a (1, channels, 64, 64) probe; the model's
+    train/eval mode is restored."""
+    found = find_neck(model) if neck else None
+    tap = BackboneTap(model, found[1]) if found else None
     was_training = model.training
     p = next(model.parameters())
     try:
+        if tap is not None:
+            tap.attach()
         with torch.no_grad():
-            return [f.shape[1] for f in head_outputs(model.eval()(torch.zeros(1, channels, 64, 64, device=p.device, dtype=p.dtype))).feats]
+            feats = head_outputs(model.eval()(torch.zeros(1, channels, 64, 64, device=p.device, dtype=p.dtype))).feats
+        return [f.shape[1] for f in feats], [f.shape[1] for f in tap.take()] if tap is not None else []
     finally:
+        if tap is not None:
+            tap.detach()
         model.train(was_training)
 
 
@@ -195,10 +203,7 @@ class Teacher:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.head = detect_head(self.model)
-        try:
-            self.neck_start, self.neck_reads = neck_inputs(self.model)
-        except (ValueError, AttributeError):  # no top-down neck: the teacher-neck term is not built for such a pair (no channels probed)
-            self.neck_start, self.neck_reads = None, ()
+        self.neck_start, self.neck_reads = find_neck(self.model) or (None, ())  # None: no top-down neck
         self.stride = self.head.stride
         self.nc = self.head.nc
         self.reg_max = self.head.reg_max
