@@ -28,7 +28,8 @@ from yolo_kd.losses.spatial_attention import spatial_attention
 from yolo_kd.teacher import HeadOutputs
 
 WIDTHS = {"v8n": [64, 128, 256], "v8s": [128, 256, 512], "v8l": [256, 512, 512]}
-NECK = {"s_neck_in": (64, 128, 256), "t_neck_in": (128, 256, 512)}  # v8n -> v8s neck inputs (teacher-neck term)
+# v8n -> v8s neck inputs, (channels, stride) (teacher-neck term)
+NECK = {"s_neck_in": ((64, 8), (128, 16), (256, 32)), "t_neck_in": ((128, 8), (256, 16), (512, 32))}
 SHAPES = [(16, 16), (8, 8), (4, 4)]
 
 

@@ -16,7 +16,8 @@ from yolo_kd.teacher import Teacher, probe_channels
 def test_neck_inputs_are_the_backbone_levels_the_neck_reads(cfg, expected):
     model = DetectionModel(cfg, nc=3, verbose=False)
     assert neck_inputs(model) == expected
-    assert len(probe_channels(model, neck=True)[1]) == 3 and model.training  # the probe restores train mode
+    _, neck_in = probe_channels(model, neck=True)
+    assert [stride for _, stride in neck_in] == [8, 16, 32] and model.training  # the probe restores train mode
 
 
 @pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo26n.yaml"])
@@ -62,11 +63,15 @@ def test_teacher_neck_term_trains_the_students_backbone_not_the_teacher():
     assert all(p.grad is None for p in teacher.model.parameters())
 
 
-def test_teacher_neck_term_is_a_from_scratch_default_skipped_without_neck_channels():
-    widths, neck = ([64, 128, 256], [128, 256, 512]), {"s_neck_in": (64, 128, 256), "t_neck_in": (128, 256, 512)}
+def test_teacher_neck_term_is_a_from_scratch_default_skipped_without_matching_neck_inputs():
+    widths = ([64, 128, 256], [128, 256, 512])
+    neck = {"s_neck_in": ((64, 8), (128, 16), (256, 32)), "t_neck_in": ((128, 8), (256, 16), (512, 32))}
     built = Distiller(KDConfig.from_overrides({}), *widths, reg_max=16, **neck)
     assert built.terms == ("fr_loss", "th_loss", "tn_loss") and len(built.tn.project) == 3
     assert "tn_loss" not in Distiller(KDConfig.from_overrides({}, finetuning=True), *widths, reg_max=16, **neck).terms
     assert "tn_loss" not in Distiller(KDConfig.from_overrides({"tn": 0}), *widths, reg_max=16, **neck).terms
     unprobed = Distiller(KDConfig.from_overrides({}), *widths, reg_max=16)
     assert "tn_loss" not in unprobed.terms and "backbone outputs" in unprobed.skipped["tn_loss"]
+    other_strides = Distiller(KDConfig.from_overrides({}), *widths, reg_max=16, s_neck_in=neck["s_neck_in"],
+                              t_neck_in=((64, 4), (128, 8), (256, 16)))  # a teacher neck that reads P2-P4
+    assert "tn_loss" not in other_strides.terms and "strides" in other_strides.skipped["tn_loss"]

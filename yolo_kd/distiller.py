@@ -33,7 +33,8 @@ class Distiller(nn.Module):
         class_index: teacher class of each student class (-1: none), when the teacher's classes are not the
             student's in the same order (see `yolo_kd.classmap`); None for identical classes.
         t_nc: number of teacher classes (its classes outside `class_index` are the ones the data does not label).
-        s_neck_in / t_neck_in: channels of the backbone outputs each neck reads (the teacher-neck term needs them).
+        s_neck_in / t_neck_in: (channels, stride) of each backbone output the neck reads (the teacher-neck term
+            needs them).
     """
 
     def __init__(self, cfg: KDConfig, s_channels: list[int], t_channels: list[int], reg_max: int,

@@ -40,7 +40,7 @@ class Pair:
     nc: int | None = None
     same_classes: bool = True
     same_reg_max: bool = True
-    s_neck_in: tuple = ()  # channels of the backbone outputs the neck reads (teacher-neck term only; () = not probed)
+    s_neck_in: tuple = ()  # (channels, stride) of each backbone output the neck reads (teacher-neck term; () = not probed)
     t_neck_in: tuple = ()
 
 

@@ -45,11 +45,14 @@ class TeacherNeckDistillation(KDLoss):
         if not s or len(s) != len(t):
             return (f"the teacher-neck term needs the backbone outputs that each neck reads, one per level on both "
                     f"sides (student {len(s)}, teacher {len(t)})")
+        if [stride for _, stride in s] != [stride for _, stride in t]:
+            return (f"the necks read backbone outputs at different strides (student {[st for _, st in s]}, "
+                    f"teacher {[st for _, st in t]}), so the teacher's neck cannot take the student's")
         return None
 
     @classmethod
     def build(cls, cfg, pair):
-        return cls(pair.s_neck_in, pair.t_neck_in)
+        return cls(*([c for c, _ in side] for side in (pair.s_neck_in, pair.t_neck_in)))
 
     def compute(self, ctx):
         target = ctx.teacher.own
