@@ -280,7 +280,7 @@ def test_bench_refuses_to_reuse_a_run_trained_with_other_kd_settings(tmp_path, t
     (run / "kd.yaml").write_text(yaml.safe_dump(recorded))
     (run / "args.yaml").write_text(yaml.safe_dump({"model": "pretrained/best.pt"}))
     assert stale_kd_keys(run, "paper") == ["kd_warmup: 0.0 -> 0.1", "kd_grad_clip: joint -> student",
-                                           "feat_norm: none -> channel", "th: 7.0 -> 0.0", "tn: 7.0 -> 0.0", "tckd: 0.0 -> 1.0",
+                                           "feat_norm: none -> channel", "tn: 7.0 -> 0.0", "tckd: 0.0 -> 1.0",
                                            "nckd: 0.0 -> 2.0", "bgkd: 0.0 -> 0.5"]
     (run / "kd.yaml").write_text(yaml.safe_dump(kd_settings_for("paper", finetuning=True)))
     assert stale_kd_keys(run, "paper") == []

@@ -348,10 +348,10 @@ def test_paper_terms_and_clip():
     """`paper` keeps the measured defaults (teacher-foreground-weighted feature distillation); `paper_all` builds every
     term of the paper's four ideas."""
     paper = Distiller(KDConfig.from_overrides({"method": "paper"}), WIDTHS["v8n"], WIDTHS["v8s"], 16, **NECK)
-    assert paper.terms == ("fr_loss", "th_loss", "tn_loss")
+    assert paper.terms == ("fr_loss", "tn_loss")
     cfg = KDConfig.from_overrides({"kd": "paper_all"})
     d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, **NECK)
-    assert d.terms == ("fr_loss", "th_loss", "tn_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss")
+    assert d.terms == ("fr_loss", "tn_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss")
     assert not d.skipped
     big = torch.tensor(50.0, requires_grad=True)
     clipped = d.clip(big)
@@ -367,7 +367,7 @@ def test_ablation_presets_change_one_idea_of_paper(preset, added):
     base = KDConfig.from_overrides({"method": "paper"}).as_dict()
     cfg = KDConfig.from_overrides({"kd": preset})
     d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
-    assert set(d.terms) == {"fr_loss", "th_loss"} | added
+    assert set(d.terms) == {"fr_loss"} | added
     changed = {k for k, v in cfg.as_dict().items() if v != base[k] and k != "kd"}
     expected = {"paper_with_dkd": {"tckd", "nckd", "bgkd"}, "paper_with_fam": {"fam"},
                 "paper_with_sam_transfer": {"sam", "sam_attention"}, "paper_with_resampling": {"fr_generator", "fr_mask"},
@@ -383,7 +383,7 @@ def test_terms_built_for_each_pair():
     assert {"tckd_loss", "nckd_loss", "bgkd_loss"} <= set(v8_to_26.terms) and "ld_loss" not in v8_to_26.terms
     assert "reg_max" in v8_to_26.skipped["ld_loss"]
     other_classes = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, same_classes=False, **NECK)
-    assert other_classes.terms == ("fr_loss", "th_loss", "tn_loss", "sam_loss", "fam_loss", "ld_loss")
+    assert other_classes.terms == ("fr_loss", "tn_loss", "sam_loss", "fam_loss", "ld_loss")
     assert set(other_classes.skipped) == {"tckd_loss", "nckd_loss", "bgkd_loss"}
     two = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=2)
     assert "nckd_loss" not in two.terms and "identically 0" in two.skipped["nckd_loss"]
@@ -417,12 +417,12 @@ def test_kd_hold_terms_skip_the_decay():
     s, t = _head(WIDTHS["v8n"], False), _head(WIDTHS["v8s"], False)
     a = s.scores.shape[-1]
     fg, labels = torch.zeros(2, a, dtype=torch.bool), torch.zeros(2, a, dtype=torch.long)
-    d = Distiller(KDConfig.from_overrides({"kd_hold": "th"}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+    d = Distiller(KDConfig.from_overrides({"th": 7, "kd_hold": "th"}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
     assert d.held == {"th_loss"} and d.cfg.kd_hold == "th"
     full = d(s, t, fg, labels, {})
     decayed = d(s, t, fg, labels, {}, scale=0.25, held_scale=1.0)
     assert torch.allclose(decayed["fr_loss"], 0.25 * full["fr_loss"]) and torch.allclose(decayed["th_loss"], full["th_loss"])
-    assert not Distiller(KDConfig.from_overrides({}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).held
+    assert not Distiller(KDConfig.from_overrides({"th": 7}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).held
     assert KDConfig.from_overrides({"kd_hold": ["th", " fr"]}).held == ("th", "fr")
     with pytest.raises(KDConfigError, match="'thh' is not the weight key of a KD term.*'th'"):
         KDConfig.from_overrides({"kd_hold": "thh"})
@@ -698,7 +698,7 @@ def test_teacher_head_term_reuses_the_teachers_own_outputs_as_targets():
     s = _head(WIDTHS["v8n"], False)
     a = s.scores.shape[-1]
     fg, labels = torch.zeros(2, a, dtype=torch.bool), torch.zeros(2, a, dtype=torch.long)
-    d = Distiller(KDConfig.from_overrides({"fr": 0}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=6, t_nc=8,
+    d = Distiller(KDConfig.from_overrides({"fr": 0, "th": 7}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=6, t_nc=8,
                   class_index=(7, 0, 1, 2, 3, -1))
     value = d(s, t, fg, labels, {})["th_loss"]
     assert torch.isfinite(value) and value > 0 and calls == [3]  # one head pass, on the three student levels
@@ -712,30 +712,34 @@ def test_teacher_head_term_can_share_the_fr_projector():
     s, t = _head(WIDTHS["v8n"], False), _head(WIDTHS["v8s"], False)
     a = s.scores.shape[-1]
     fg, labels = torch.zeros(2, a, dtype=torch.bool), torch.zeros(2, a, dtype=torch.long)
-    shared = Distiller(KDConfig.from_overrides({"th_projector": "fr"}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+    shared = Distiller(KDConfig.from_overrides({"th": 7, "th_projector": "fr"}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
     assert shared.th.project is None
-    own = Distiller(KDConfig.from_overrides({}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+    own = Distiller(KDConfig.from_overrides({"th": 7}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
     assert sum(p.numel() for p in own.parameters()) > sum(p.numel() for p in shared.parameters())
     shared(s, t, fg, labels, {})["th_loss"].backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in shared.fr.parameters())
     expected = shared.th(s.feats, t, t.head, shared.fr.generated(s.feats))
     assert torch.allclose(shared(s, t, fg, labels, {})["th_loss"], expected * shared.weights["th_loss"])
-    masked = Distiller(KDConfig.from_overrides({"th_projector": "fr", "fr_mask": 0.5}), WIDTHS["v8n"], WIDTHS["v8s"],
+    masked = Distiller(KDConfig.from_overrides({"th": 7, "th_projector": "fr", "fr_mask": 0.5}), WIDTHS["v8n"], WIDTHS["v8s"],
                        reg_max=16)
     assert masked.th.project is not None
 
 
-def test_teacher_head_term_is_a_from_scratch_default_only():
-    assert Distiller(KDConfig.from_overrides({}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms == ("fr_loss", "th_loss")
+def test_teacher_head_term_is_an_option_in_both_regimes():
+    """Off by default (docs/bench-cpu/ablation-tn/), built when `th` is set, from scratch or fine-tuning."""
+    assert Distiller(KDConfig.from_overrides({}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms == ("fr_loss",)
     finetuning = Distiller(KDConfig.from_overrides({}, finetuning=True), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
     assert "th_loss" not in finetuning.terms and "fr_loss" in finetuning.terms
-    assert "th_loss" not in Distiller(KDConfig.from_overrides({"th": 0}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms
+    assert Distiller(KDConfig.from_overrides({"th": 7}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms == (
+        "fr_loss", "th_loss")
+    assert "th_loss" in Distiller(KDConfig.from_overrides({"th": 7}, finetuning=True), WIDTHS["v8n"], WIDTHS["v8s"],
+                                  reg_max=16).terms
 
 
 def test_teacher_head_term_reads_the_teacher_heads_dfl_bins_not_the_students():
     """A YOLOv8 teacher (16 DFL bins) for a YOLO26 student (reg_max 1): the head term splits the teacher head's box
     outputs by the teacher's bins."""
-    cfg = KDConfig.from_overrides({"fr": 0})
+    cfg = KDConfig.from_overrides({"fr": 0, "th": 7})
     yolo26 = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=1, same_reg_max=False, nc=6)
     yolov8 = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=6)
     yolov8.load_state_dict(yolo26.state_dict())
