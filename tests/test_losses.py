@@ -423,6 +423,8 @@ def test_kd_hold_terms_skip_the_decay():
     decayed = d(s, t, fg, labels, {}, scale=0.25, held_scale=1.0)
     assert torch.allclose(decayed["fr_loss"], 0.25 * full["fr_loss"]) and torch.allclose(decayed["th_loss"], full["th_loss"])
     assert not Distiller(KDConfig.from_overrides({"th": 7}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).held
+    idle = Distiller(KDConfig.from_overrides({"kd_hold": "th"}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)  # th = 0
+    assert not idle.held and idle.idle_holds == ("th",) and not d.idle_holds
     assert KDConfig.from_overrides({"kd_hold": ["th", " fr"]}).held == ("th", "fr")
     with pytest.raises(KDConfigError, match="'thh' is not the weight key of a KD term.*'th'"):
         KDConfig.from_overrides({"kd_hold": "thh"})

@@ -1,7 +1,8 @@
 """The KD loss of one method: builds the registered losses the method needs and combines their weighted terms.
 
 `Distiller.terms` is the ordered tuple of logged columns (e.g. `fr_loss`, `sam_loss`, ...); a term with weight 0 is
-not built and not logged, and a term that cannot be built for the pair is listed in `skipped` with the reason. All
+not built and not logged, a term that cannot be built for the pair is listed in `skipped` with the reason, and a
+`kd_hold` key whose term is not built is listed in `idle_holds` (the trainer warns about both). All
 trainable KD parameters (adapters, generators, FAM) live in this one nn.Module, which the optimizer trains and
 checkpoints store under their own key, never inside the student. Methods and their losses come from
 `yolo_kd.losses.REGISTRY`.
@@ -64,6 +65,7 @@ class Distiller(nn.Module):
                 self.weights.update(built)
         self.terms = tuple(self.weights)
         self.held = frozenset(k for k in self.terms if self.weight_key(k) in cfg.held)  # skip the schedule's decay
+        self.idle_holds = tuple(k for k in cfg.held if k not in {self.weight_key(t) for t in self.terms})  # hold nothing
 
     def weight_key(self, column: str) -> str:
         """The config key holding a column's weight ('fr_loss' -> 'fr', 'kd_loss' -> 'logit_kd')."""

@@ -212,6 +212,9 @@ class KDTrainer(DetectionTrainer):
                                          self.data.get("channels", 3))[0].to(self.device)
         for term, reason in self.distiller.skipped.items():
             LOGGER.warning(f"{colorstr('KD:')} {term} is configured but not built: {reason}")
+        for key in self.distiller.idle_holds:
+            LOGGER.warning(f"{colorstr('KD:')} kd_hold names '{key}', whose term is not built here (set {key}>0 to "
+                           f"train it), so it holds nothing")
         n = sum(p.numel() for p in self.distiller.parameters())
         LOGGER.info(
             f"{colorstr('KD:')} method={self.kd_cfg.method} teacher={self.kd_cfg.teacher} channels "
