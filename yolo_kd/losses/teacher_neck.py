@@ -13,8 +13,8 @@ student only. The student's backbone outputs are recorded by forward hooks that 
 only (`yolo_kd.neck.BackboneTap`, attached and removed by the trainer).
 
 From scratch `tn=7` (the teacher-head term's weight) is a default: added to `paper` it scored +3.6 ± 5.1 points over 16
-tuning seeds, ahead on 13, by a rule committed before the runs (docs/tune64/teacher-neck.md). Fine-tuning: 0, not measured
-(`cfg/finetune.yaml`).
+tuning seeds, ahead on 13, by a rule committed before the runs (docs/tune64/teacher-neck.md). Fine-tuning: 0 (−0.5 ± 1.1
+over 8 tuning seeds, ahead on 1: docs/tune64/finetune-tn.md; `cfg/finetune.yaml`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class TeacherNeckDistillation(KDLoss):
     on the teacher's own."""
 
     name, columns, order = "tn", {"tn_loss": "tn"}, 16
-    defaults = {"tn": 7.0}  # from scratch (docs/tune64/teacher-neck.md); fine-tuning 0 (cfg/finetune.yaml)
+    defaults = {"tn": 7.0}  # from scratch (docs/tune64/teacher-neck.md); fine-tuning 0 (docs/tune64/finetune-tn.md)
 
     def __init__(self, s_channels: tuple, t_channels: tuple):
         super().__init__()
