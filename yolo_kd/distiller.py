@@ -65,7 +65,8 @@ class Distiller(nn.Module):
                 self.weights.update(built)
         self.terms = tuple(self.weights)
         self.held = frozenset(k for k in self.terms if self.weight_key(k) in cfg.held)  # skip the schedule's decay
-        self.idle_holds = tuple(k for k in cfg.held if k not in {self.weight_key(t) for t in self.terms})  # hold nothing
+        held_keys = {self.weight_key(k) for k in self.held}
+        self.idle_holds = tuple(k for k in cfg.held if k not in held_keys)  # keys whose term is not built: hold nothing
 
     def weight_key(self, column: str) -> str:
         """The config key holding a column's weight ('fr_loss' -> 'fr', 'kd_loss' -> 'logit_kd')."""

@@ -67,6 +67,7 @@ def probe_channels(model: nn.Module, channels: int = 3, neck: bool = False
     """Channels of the Detect-head inputs per level and, with `neck`, (channels, stride) of each backbone output the
     neck reads ([] for a model without a top-down neck), from one eval forward pass on a (1, channels, 64, 64) probe;
     the model's train/eval mode is restored."""
+    size = 64
     found = find_neck(model) if neck else None
     tap = BackboneTap(model, found[1]) if found else None
     was_training = model.training
@@ -75,8 +76,8 @@ def probe_channels(model: nn.Module, channels: int = 3, neck: bool = False
         if tap is not None:
             tap.attach()
         with torch.no_grad():
-            feats = head_outputs(model.eval()(torch.zeros(1, channels, 64, 64, device=p.device, dtype=p.dtype))).feats
-        neck_in = [(f.shape[1], 64 // f.shape[2]) for f in tap.take()] if tap is not None else []
+            feats = head_outputs(model.eval()(torch.zeros(1, channels, size, size, device=p.device, dtype=p.dtype))).feats
+        neck_in = [(f.shape[1], size // f.shape[2]) for f in tap.take()] if tap is not None else []
         return [f.shape[1] for f in feats], neck_in
     finally:
         if tap is not None:

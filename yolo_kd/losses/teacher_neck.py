@@ -45,9 +45,10 @@ class TeacherNeckDistillation(KDLoss):
         if not s or len(s) != len(t):
             return (f"the teacher-neck term needs the backbone outputs that each neck reads, one per level on both "
                     f"sides (student {len(s)}, teacher {len(t)})")
-        if [stride for _, stride in s] != [stride for _, stride in t]:
-            return (f"the necks read backbone outputs at different strides (student {[st for _, st in s]}, "
-                    f"teacher {[st for _, st in t]}), so the teacher's neck cannot take the student's")
+        s_strides, t_strides = ([stride for _, stride in side] for side in (s, t))
+        if s_strides != t_strides:
+            return (f"the necks read backbone outputs at different strides (student {s_strides}, teacher {t_strides}), "
+                    f"so the teacher's neck cannot take the student's")
         return None
 
     @classmethod
