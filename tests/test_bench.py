@@ -207,7 +207,8 @@ def test_bench_jobs_run_every_spec_and_stop_after_a_failure(monkeypatch, jobs):
     failing = [{"method": m, "run_dir": m, "train": {"seed": 0}} for m in ["bad"] + ["x"] * 8]
     with pytest.raises(bench.BenchError, match="bad seed 0"):
         bench.run_all(failing, jobs)
-    assert started[0] == "bad" and len(started) <= jobs + 1 < 9  # queued runs are cancelled once one failed
+    # the pool's first `jobs` runs start together, in any order under load; queued runs are cancelled after a failure
+    assert "bad" in started[:jobs] and len(started) <= jobs + 1 < 9
 
 
 def test_a_relative_run_folder_is_where_the_run_lands(tmp_path, monkeypatch, tiny_data):
@@ -280,7 +281,7 @@ def test_bench_refuses_to_reuse_a_run_trained_with_other_kd_settings(tmp_path, t
     (run / "kd.yaml").write_text(yaml.safe_dump(recorded))
     (run / "args.yaml").write_text(yaml.safe_dump({"model": "pretrained/best.pt"}))
     assert stale_kd_keys(run, "paper") == ["kd_warmup: 0.0 -> 0.1", "kd_grad_clip: joint -> student",
-                                           "feat_norm: none -> channel", "tn: 7.0 -> 0.0", "tckd: 0.0 -> 1.0",
+                                           "feat_norm: none -> channel", "th: 7.0 -> 0.0", "tn: 7.0 -> 0.0", "tckd: 0.0 -> 1.0",
                                            "nckd: 0.0 -> 2.0", "bgkd: 0.0 -> 0.5"]
     (run / "kd.yaml").write_text(yaml.safe_dump(kd_settings_for("paper", finetuning=True)))
     assert stale_kd_keys(run, "paper") == []

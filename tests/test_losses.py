@@ -348,10 +348,10 @@ def test_paper_terms_and_clip():
     """`paper` keeps the measured defaults (teacher-foreground-weighted feature distillation); `paper_all` builds every
     term of the paper's four ideas."""
     paper = Distiller(KDConfig.from_overrides({"method": "paper"}), WIDTHS["v8n"], WIDTHS["v8s"], 16, **NECK)
-    assert paper.terms == ("fr_loss", "tn_loss")
+    assert paper.terms == ("fr_loss", "th_loss", "tn_loss")
     cfg = KDConfig.from_overrides({"kd": "paper_all"})
     d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, **NECK)
-    assert d.terms == ("fr_loss", "tn_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss")
+    assert d.terms == ("fr_loss", "th_loss", "tn_loss", "sam_loss", "fam_loss", "tckd_loss", "nckd_loss", "bgkd_loss")
     assert not d.skipped
     big = torch.tensor(50.0, requires_grad=True)
     clipped = d.clip(big)
@@ -367,7 +367,7 @@ def test_ablation_presets_change_one_idea_of_paper(preset, added):
     base = KDConfig.from_overrides({"method": "paper"}).as_dict()
     cfg = KDConfig.from_overrides({"kd": preset})
     d = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
-    assert set(d.terms) == {"fr_loss"} | added
+    assert set(d.terms) == {"fr_loss", "th_loss"} | added
     changed = {k for k, v in cfg.as_dict().items() if v != base[k] and k != "kd"}
     expected = {"paper_with_dkd": {"tckd", "nckd", "bgkd"}, "paper_with_fam": {"fam"},
                 "paper_with_sam_transfer": {"sam", "sam_attention"}, "paper_with_resampling": {"fr_generator", "fr_mask"},
@@ -383,7 +383,7 @@ def test_terms_built_for_each_pair():
     assert {"tckd_loss", "nckd_loss", "bgkd_loss"} <= set(v8_to_26.terms) and "ld_loss" not in v8_to_26.terms
     assert "reg_max" in v8_to_26.skipped["ld_loss"]
     other_classes = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, same_classes=False, **NECK)
-    assert other_classes.terms == ("fr_loss", "tn_loss", "sam_loss", "fam_loss", "ld_loss")
+    assert other_classes.terms == ("fr_loss", "th_loss", "tn_loss", "sam_loss", "fam_loss", "ld_loss")
     assert set(other_classes.skipped) == {"tckd_loss", "nckd_loss", "bgkd_loss"}
     two = Distiller(cfg, WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16, nc=2)
     assert "nckd_loss" not in two.terms and "identically 0" in two.skipped["nckd_loss"]
@@ -423,7 +423,7 @@ def test_kd_hold_terms_skip_the_decay():
     decayed = d(s, t, fg, labels, {}, scale=0.25, held_scale=1.0)
     assert torch.allclose(decayed["fr_loss"], 0.25 * full["fr_loss"]) and torch.allclose(decayed["th_loss"], full["th_loss"])
     assert not Distiller(KDConfig.from_overrides({"th": 7}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).held
-    idle = Distiller(KDConfig.from_overrides({"kd_hold": "th"}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)  # th = 0
+    idle = Distiller(KDConfig.from_overrides({"th": 0, "kd_hold": "th"}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
     assert not idle.held and idle.idle_holds == ("th",) and not d.idle_holds
     assert KDConfig.from_overrides({"kd_hold": ["th", " fr"]}).held == ("th", "fr")
     with pytest.raises(KDConfigError, match="'thh' is not the weight key of a KD term.*'th'"):
@@ -727,13 +727,12 @@ def test_teacher_head_term_can_share_the_fr_projector():
     assert masked.th.project is not None
 
 
-def test_teacher_head_term_is_an_option_in_both_regimes():
-    """Off by default (docs/bench-cpu/ablation-tn/), built when `th` is set, from scratch or fine-tuning."""
-    assert Distiller(KDConfig.from_overrides({}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms == ("fr_loss",)
+def test_teacher_head_term_is_a_from_scratch_default_and_a_fine_tuning_option():
+    """On from scratch (docs/bench-cpu/teacher-head-20/), off when fine-tuning unless `th` is set."""
+    assert Distiller(KDConfig.from_overrides({}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms == ("fr_loss", "th_loss")
+    assert Distiller(KDConfig.from_overrides({"th": 0}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms == ("fr_loss",)
     finetuning = Distiller(KDConfig.from_overrides({}, finetuning=True), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
     assert "th_loss" not in finetuning.terms and "fr_loss" in finetuning.terms
-    assert Distiller(KDConfig.from_overrides({"th": 7}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16).terms == (
-        "fr_loss", "th_loss")
     assert "th_loss" in Distiller(KDConfig.from_overrides({"th": 7}, finetuning=True), WIDTHS["v8n"], WIDTHS["v8s"],
                                   reg_max=16).terms
 

@@ -67,7 +67,7 @@ def test_teacher_neck_term_is_a_from_scratch_default_skipped_without_matching_ne
     widths = ([64, 128, 256], [128, 256, 512])
     neck = {"s_neck_in": ((64, 8), (128, 16), (256, 32)), "t_neck_in": ((128, 8), (256, 16), (512, 32))}
     built = Distiller(KDConfig.from_overrides({}), *widths, reg_max=16, **neck)
-    assert built.terms == ("fr_loss", "tn_loss") and len(built.tn.project) == 3
+    assert built.terms == ("fr_loss", "th_loss", "tn_loss") and len(built.tn.project) == 3
     assert "tn_loss" not in Distiller(KDConfig.from_overrides({}, finetuning=True), *widths, reg_max=16, **neck).terms
     assert "tn_loss" not in Distiller(KDConfig.from_overrides({"tn": 0}), *widths, reg_max=16, **neck).terms
     unprobed = Distiller(KDConfig.from_overrides({}), *widths, reg_max=16)

@@ -12,11 +12,12 @@ the box outputs). Unlike feature imitation, which weights every channel's error 
 the head that reads the features, so the channels that decide the teacher's predictions dominate. The head is frozen:
 gradients reach the projector and the student only.
 
-An option (`th=7`, the weight that gives it the FR term's share of the loss at the start). Added to the from-scratch
-`paper` of its day it scored +4.6 ± 5.3 points over 16 tuning seeds, ahead on 14 (docs/tune64/teacher-head.md), and it
-was a default for one release; once the teacher-neck term joined (`tn`, the same loss one stage earlier), the bench
-ablation's 3-seed mean was 0.2 points higher without it, so the ablation rule took it out (docs/bench-cpu/ablation-tn/).
-Fine-tuning: −0.2 ± 1.9 over 8 tuning seeds (docs/tune64/finetune-th.md).
+From scratch `th=7` is a default (the weight gives it the FR term's share of the loss at the start). Added to the
+from-scratch `paper` of its day it scored +4.6 ± 5.3 points over 16 tuning seeds, ahead on 14 (docs/tune64/teacher-head.md).
+With the teacher-neck term in (`tn`, the same loss one stage earlier) the 3-seed bench ablation was 0.2 points higher
+without it (docs/bench-cpu/ablation-tn/), the tuning set 1.8 higher with it (docs/tune64/teacher-neck-only.md), and
+over 20 bench pairs it is 0.3 higher with it, which decided (docs/bench-cpu/teacher-head-20/). Fine-tuning: 0, see
+`cfg/finetune.yaml` (−0.2 ± 1.9 over 8 tuning seeds, docs/tune64/finetune-th.md).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class TeacherHeadDistillation(KDLoss):
     """The teacher's frozen head on the student's projected features must predict what it predicts on its own."""
 
     name, columns, order = "th", {"th_loss": "th"}, 15
-    defaults = {"th": 0.0, "th_projector": "own"}  # an option at th=7 (docs/bench-cpu/ablation-tn/)
+    defaults = {"th": 7.0, "th_projector": "own"}  # from scratch (docs/bench-cpu/teacher-head-20/); fine-tuning 0
     choices = {"th_projector": ("own", "fr")}
 
     def __init__(self, s_channels: list[int], t_channels: list[int], own_projector: bool = True):
