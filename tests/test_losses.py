@@ -708,6 +708,38 @@ def test_teacher_head_term_reuses_the_teachers_own_outputs_as_targets():
     assert mapped.scores.shape[1] == 6 and mapped.own is t and mapped.own.scores.shape[1] == 8
 
 
+def test_teacher_pass_share_sends_only_the_first_images_through_the_teacher():
+    """`teacher_pass_share=0.5`: the teacher-head term runs the frozen head on the first half of the batch only, and
+    its value is the term's loss on those images; shares outside (0, 1] are refused."""
+    batches = []
+    head = fake_head(WIDTHS["v8s"])
+
+    def recording_head(fs):
+        batches.append(fs[0].shape[0])
+        return head(fs)
+
+    t = head(feats(WIDTHS["v8s"], grad=False))
+    t.head = recording_head
+    s = _head(WIDTHS["v8n"], True)
+    a = s.scores.shape[-1]
+    fg, labels = torch.zeros(2, a, dtype=torch.bool), torch.zeros(2, a, dtype=torch.long)
+    d = Distiller(KDConfig.from_overrides({"fr": 0, "th": 1, "teacher_pass_share": 0.5}), WIDTHS["v8n"], WIDTHS["v8s"],
+                  reg_max=16)
+    value = d(s, t, fg, labels, {})["th_loss"]
+    assert batches == [1]
+    first = HeadOutputs([f[:1] for f in t.feats], t.boxes[:1], t.scores[:1])
+    assert torch.allclose(value, d.th([f[:1] for f in s.feats], first, head))
+    value.backward()
+    assert s.feats[0].grad[:1].abs().sum() > 0 and s.feats[0].grad[1:].abs().sum() == 0
+    whole = Distiller(KDConfig.from_overrides({"fr": 0, "th": 1}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
+    whole.load_state_dict(d.state_dict())
+    batches.clear()
+    assert not torch.allclose(whole(s, t, fg, labels, {})["th_loss"], value) and batches == [2]
+    for share in (0, 1.5):
+        with pytest.raises(KDConfigError, match="teacher_pass_share"):
+            KDConfig.from_overrides({"teacher_pass_share": share})
+
+
 def test_teacher_head_term_can_share_the_fr_projector():
     """`th_projector=fr`: no projector of its own; the teacher head reads FR's G(S_l), so the head term's gradient
     reaches FR's generator. With a masked FR (no whole-map G(S_l)) it keeps its own projector."""

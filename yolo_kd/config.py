@@ -191,7 +191,7 @@ class KDConfig(SimpleNamespace):
                 if not math.isfinite(v) or v < 0:
                     raise KDConfigError(f"'{k}={v}' must be a finite, non-negative number")
             setattr(self, k, v)
-        loss_choices, fractions, positive = constraints()
+        loss_choices, fractions, loss_shares, positive = constraints()
         for k, options in {"method": methods(), **TRAINER_CHOICES, **loss_choices}.items():
             if getattr(self, k) not in options:
                 raise KDConfigError(f"'{k}={getattr(self, k)}' is not one of {', '.join(options)}")
@@ -200,7 +200,7 @@ class KDConfig(SimpleNamespace):
                 raise KDConfigError(f"'{k}={getattr(self, k)}' must lie in [0, 1)")
         if self.kd_finetune:
             find_preset(self.kd_finetune)  # a missing fine-tuning preset fails from scratch too, before any file
-        for k in SHARES:
+        for k in SHARES + loss_shares:
             if not 0 <= getattr(self, k) <= 1:
                 raise KDConfigError(f"'{k}={getattr(self, k)}' must lie in [0, 1]")
         for k in positive:

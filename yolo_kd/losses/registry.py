@@ -111,6 +111,7 @@ class KDLoss(nn.Module):
     defaults: dict = {}  # KD keys this loss introduces -> default value
     choices: dict = {}  # key -> allowed values
     fractions: tuple = ()  # keys that must lie in [0, 1)
+    shares: tuple = ()  # keys that must lie in [0, 1]
     positive: tuple = ()  # keys that must be > 0
 
     @classmethod
@@ -138,15 +139,16 @@ def loss_keys() -> dict:
     return out
 
 
-def constraints() -> tuple[dict, tuple, tuple]:
-    """(choices, fractions, positive) declared by the registered losses."""
-    choices, fractions, positive = {}, set(), set()
+def constraints() -> tuple[dict, tuple, tuple, tuple]:
+    """(choices, fractions, shares, positive) declared by the registered losses."""
+    choices, fractions, shares, positive = {}, set(), set(), set()
     for classes in REGISTRY.values():
         for cls in classes:
             choices.update(cls.choices)
             fractions.update(cls.fractions)
+            shares.update(cls.shares)
             positive.update(cls.positive)
-    return choices, tuple(sorted(fractions)), tuple(sorted(positive))
+    return choices, tuple(sorted(fractions)), tuple(sorted(shares)), tuple(sorted(positive))
 
 
 def weight_key(method: str, column: str) -> str:

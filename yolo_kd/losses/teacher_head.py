@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from ultralytics.utils import LOGGER
 
+from ..teacher import HeadOutputs
 from .common import binary_kl, dfl_edge_kl, generation_block
 from .feature_resampling import FeatureResampling
 from .registry import KDLoss, register
@@ -36,8 +37,9 @@ class TeacherHeadDistillation(KDLoss):
     """The teacher's frozen head on the student's projected features must predict what it predicts on its own."""
 
     name, columns, order = "th", {"th_loss": "th"}, 15
-    defaults = {"th": 7.0, "th_projector": "own"}  # from scratch (docs/bench-cpu/teacher-head-20/); fine-tuning 0
+    defaults = {"th": 7.0, "th_projector": "own", "teacher_pass_share": 1.0}  # th from scratch (docs/bench-cpu/teacher-head-20/); fine-tuning 0
     choices = {"th_projector": ("own", "fr")}
+    shares, positive = ("teacher_pass_share",), ("teacher_pass_share",)
 
     def __init__(self, s_channels: list[int], t_channels: list[int], own_projector: bool = True):
         super().__init__()
@@ -55,7 +57,10 @@ class TeacherHeadDistillation(KDLoss):
 
     def compute(self, ctx):
         projected = None if self.project is not None else ctx.cache["fr_projected"]  # FR (order 10) ran first
-        return {"th_loss": self(ctx.student.feats, ctx.teacher.own, ctx.teacher.head, projected)}
+        n = passed_images(ctx)
+        feats = [f[:n] for f in ctx.student.feats]
+        projected = None if projected is None else [p[:n] for p in projected]
+        return {"th_loss": self(feats, first_images(ctx.teacher.own, n), ctx.teacher.head, projected)}
 
     def forward(self, s_feats: list, target, head, projected: list | None = None) -> torch.Tensor:
         """s_feats: [(B, C_l, H_l, W_l)] per level; target: the teacher's HeadOutputs in its own classes (boxes
@@ -66,6 +71,21 @@ class TeacherHeadDistillation(KDLoss):
         if projected is None:
             projected = [p(s) for p, s in zip(self.project, s_feats)]
         return prediction_match(head([p.float().contiguous() for p in projected]), target)
+
+
+def passed_images(ctx) -> int:
+    """How many of the batch's images (the first ones) the teacher-head and teacher-neck terms send through the
+    teacher: `teacher_pass_share` of the batch, at least one. Their losses are means, so the share changes their cost
+    and their noise, not their scale."""
+    batch = ctx.teacher.scores.shape[0]
+    return max(1, min(batch, round(ctx.cfg.teacher_pass_share * batch)))
+
+
+def first_images(outputs: HeadOutputs, n: int) -> HeadOutputs:
+    """The head outputs of the batch's first n images (feats, boxes, scores; nothing else is carried)."""
+    if n == outputs.scores.shape[0]:
+        return outputs
+    return HeadOutputs([f[:n] for f in outputs.feats], outputs.boxes[:n], outputs.scores[:n])
 
 
 def prediction_match(pred, target) -> torch.Tensor:

@@ -24,7 +24,7 @@ from torch import nn
 
 from .common import generation_block
 from .registry import KDLoss, register
-from .teacher_head import prediction_match
+from .teacher_head import first_images, passed_images, prediction_match
 
 
 @register("paper")
@@ -61,7 +61,8 @@ class TeacherNeckDistillation(KDLoss):
             raise RuntimeError("teacher-neck term: the student's backbone outputs were not recorded for this batch "
                                "(KDTrainer records them during training batches; elsewhere call "
                                "criterion.backbone_tap.attach() before the forward pass, or set tn=0)")
-        return {"tn_loss": self(ctx.student.backbone, target, target.neck)}
+        n = passed_images(ctx)
+        return {"tn_loss": self([b[:n] for b in ctx.student.backbone], first_images(target, n), target.neck)}
 
     def forward(self, s_backbone: list, target, neck) -> torch.Tensor:
         """s_backbone: [(B, C_j, H_j, W_j)] the student's neck inputs; target: the teacher's HeadOutputs (its own
