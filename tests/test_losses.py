@@ -735,6 +735,9 @@ def test_teacher_pass_share_sends_only_the_first_images_through_the_teacher():
     whole.load_state_dict(d.state_dict())
     batches.clear()
     assert not torch.allclose(whole(s, t, fg, labels, {})["th_loss"], value) and batches == [2]
+    from yolo_kd.losses.teacher_head import first
+
+    assert first(s.feats, 2) is s.feats  # the default slices nothing: its autograd graph, and its runs, stay as before
     for share in (0, 1.5):
         with pytest.raises(KDConfigError, match="teacher_pass_share"):
             KDConfig.from_overrides({"teacher_pass_share": share})

@@ -58,9 +58,8 @@ class TeacherHeadDistillation(KDLoss):
     def compute(self, ctx):
         projected = None if self.project is not None else ctx.cache["fr_projected"]  # FR (order 10) ran first
         n = passed_images(ctx)
-        feats = [f[:n] for f in ctx.student.feats]
-        projected = None if projected is None else [p[:n] for p in projected]
-        return {"th_loss": self(feats, first_images(ctx.teacher.own, n), ctx.teacher.head, projected)}
+        feats, target = first(ctx.student.feats, n), first_images(ctx.teacher.own, n)
+        return {"th_loss": self(feats, target, ctx.teacher.head, None if projected is None else first(projected, n))}
 
     def forward(self, s_feats: list, target, head, projected: list | None = None) -> torch.Tensor:
         """s_feats: [(B, C_l, H_l, W_l)] per level; target: the teacher's HeadOutputs in its own classes (boxes
@@ -81,11 +80,17 @@ def passed_images(ctx) -> int:
     return max(1, min(batch, round(ctx.cfg.teacher_pass_share * batch)))
 
 
+def first(maps: list, n: int) -> list:
+    """[(B, ...)] -> the first n images of each; the same list when n = B, so that the default adds no slicing to
+    the autograd graph (which would change the order in which gradients are summed, and runs would not reproduce)."""
+    return maps if n == maps[0].shape[0] else [m[:n] for m in maps]
+
+
 def first_images(outputs: HeadOutputs, n: int) -> HeadOutputs:
     """The head outputs of the batch's first n images (feats, boxes, scores; nothing else is carried)."""
     if n == outputs.scores.shape[0]:
         return outputs
-    return HeadOutputs([f[:n] for f in outputs.feats], outputs.boxes[:n], outputs.scores[:n])
+    return HeadOutputs(first(outputs.feats, n), outputs.boxes[:n], outputs.scores[:n])
 
 
 def prediction_match(pred, target) -> torch.Tensor:

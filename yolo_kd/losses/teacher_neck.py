@@ -24,7 +24,7 @@ from torch import nn
 
 from .common import generation_block
 from .registry import KDLoss, register
-from .teacher_head import first_images, passed_images, prediction_match
+from .teacher_head import first, first_images, passed_images, prediction_match
 
 
 @register("paper")
@@ -62,7 +62,7 @@ class TeacherNeckDistillation(KDLoss):
                                "(KDTrainer records them during training batches; elsewhere call "
                                "criterion.backbone_tap.attach() before the forward pass, or set tn=0)")
         n = passed_images(ctx)
-        return {"tn_loss": self([b[:n] for b in ctx.student.backbone], first_images(target, n), target.neck)}
+        return {"tn_loss": self(first(ctx.student.backbone, n), first_images(target, n), target.neck)}
 
     def forward(self, s_backbone: list, target, neck) -> torch.Tensor:
         """s_backbone: [(B, C_j, H_j, W_j)] the student's neck inputs; target: the teacher's HeadOutputs (its own
