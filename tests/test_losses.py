@@ -711,6 +711,8 @@ def test_teacher_head_term_reuses_the_teachers_own_outputs_as_targets():
 def test_teacher_pass_share_sends_only_the_first_images_through_the_teacher():
     """`teacher_pass_share=0.5`: the teacher-head term runs the frozen head on the first half of the batch only, and
     its value is the term's loss on those images; shares outside (0, 1] are refused."""
+    from yolo_kd.losses.teacher_head import first
+
     batches = []
     head = fake_head(WIDTHS["v8s"])
 
@@ -727,16 +729,14 @@ def test_teacher_pass_share_sends_only_the_first_images_through_the_teacher():
                   reg_max=16)
     value = d(s, t, fg, labels, {})["th_loss"]
     assert batches == [1]
-    first = HeadOutputs([f[:1] for f in t.feats], t.boxes[:1], t.scores[:1])
-    assert torch.allclose(value, d.th([f[:1] for f in s.feats], first, head))
+    first_image = HeadOutputs([f[:1] for f in t.feats], t.boxes[:1], t.scores[:1])
+    assert torch.allclose(value, d.th([f[:1] for f in s.feats], first_image, head))
     value.backward()
     assert s.feats[0].grad[:1].abs().sum() > 0 and s.feats[0].grad[1:].abs().sum() == 0
     whole = Distiller(KDConfig.from_overrides({"fr": 0, "th": 1}), WIDTHS["v8n"], WIDTHS["v8s"], reg_max=16)
     whole.load_state_dict(d.state_dict())
     batches.clear()
     assert not torch.allclose(whole(s, t, fg, labels, {})["th_loss"], value) and batches == [2]
-    from yolo_kd.losses.teacher_head import first
-
     assert first(s.feats, 2) is s.feats  # the default slices nothing: its autograd graph, and its runs, stay as before
     for share in (0, 1.5):
         with pytest.raises(KDConfigError, match="teacher_pass_share"):
